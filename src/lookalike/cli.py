@@ -1,0 +1,310 @@
+"""The ``lookalike`` command line. Verbs follow the pipeline: ingest, search, similar,
+delete, index, stats, evaluate, reembed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.errors import LookalikeError
+from lookalike.search.searcher import Filters, SearchHit
+
+app = typer.Typer(
+    help="lookalike: find the catalog products that look most alike a photo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Build or check the similarity index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, Any] = {}
+
+
+@app.callback()
+def main(
+    home: Path | None = typer.Option(
+        None, envvar="LOOKALIKE_HOME", help="Data folder (database, index, models)."
+    ),
+    database_url: str | None = typer.Option(
+        None, envvar="LOOKALIKE_DATABASE_URL", help="SQLAlchemy URL; default SQLite in home."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", envvar="LOOKALIKE_VERBOSE"),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    _state["settings"] = Settings(**overrides)
+
+
+@contextmanager
+def _engine() -> Iterator[Engine]:
+    try:
+        engine = Engine(_state["settings"])
+    except Exception as exc:  # a database that cannot be reached is fatal, say so plainly
+        err.print(f"[red]error:[/] cannot open the catalog database: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        yield engine
+    except LookalikeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.close()
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(label, total=total, rate="")
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            speed = bar.tasks[0].speed
+            if speed:
+                bar.update(task, rate=f"{speed:.0f} img/s")
+
+        yield advance
+
+
+@app.command()
+def ingest(
+    path: Path = typer.Argument(..., help="Folder of images, or a CSV/JSONL catalog."),
+    show_failures: int = typer.Option(
+        20, envvar="LOOKALIKE_SHOW_FAILURES", help="Failures listed."
+    ),
+) -> None:
+    """Add or update the products of a catalog (idempotent: unchanged ones are skipped)."""
+    from lookalike.ingest.readers import read_catalog
+
+    with _engine() as engine:
+        catalog = read_catalog(path)
+        err.print(f"{len(catalog.records)} products read from {path}")
+        with _progress("ingest", len(catalog.records)) as advance:
+            summary = engine.ingest(catalog.records, advance)
+        failures = catalog.errors + summary.failed
+        table = Table(title="ingest summary", show_header=False)
+        for label, value in (
+            ("added", summary.added),
+            ("updated", summary.updated),
+            ("unchanged", summary.unchanged),
+            ("failed", len(failures)),
+            ("embedded", f"{summary.embedded} at {summary.images_per_second:.1f} images/s"),
+            ("catalog size", len(engine.index)),
+        ):
+            table.add_row(label, str(value))
+        err.print(table)
+        for f in failures[:show_failures]:
+            err.print(f"[yellow]failed[/] {f.source} (sku {f.sku}): {f.reason}")
+        if len(failures) > show_failures:
+            err.print(f"... and {len(failures) - show_failures} more failures")
+        if engine.last_sync and engine.last_sync.rebuilt and not engine.last_sync.first_build:
+            err.print(f"[yellow]index was rebuilt from the database:[/] {engine.last_sync.reason}")
+
+
+def _hit_json(hit: SearchHit) -> dict[str, Any]:
+    p = hit.product
+    return {
+        "sku": p.sku,
+        "score": round(hit.score, 5),
+        "title": p.title,
+        "category": p.category,
+        "price": p.price,
+        "currency": p.currency,
+        "url": p.url,
+        "image": p.image_path,
+        "metadata": p.attributes,
+    }
+
+
+def _print_hits(title: str, hits: list[SearchHit]) -> None:
+    table = Table(title=title)
+    for col in ("#", "score", "sku", "title", "category", "price"):
+        table.add_column(col)
+    for i, h in enumerate(hits, 1):
+        p = h.product
+        price = "" if p.price is None else f"{p.price:g} {p.currency or ''}".strip()
+        table.add_row(str(i), f"{h.score:.3f}", p.sku, p.title or "", p.category or "", price)
+    out.print(table)
+
+
+@app.command()
+def search(
+    images: list[Path] = typer.Argument(..., help="One or more query photos."),
+    k: int = typer.Option(10, "-k", envvar="LOOKALIKE_K", min=1, max=1000),
+    category: str | None = typer.Option(None, envvar="LOOKALIKE_CATEGORY"),
+    min_price: float | None = typer.Option(None, envvar="LOOKALIKE_MIN_PRICE"),
+    max_price: float | None = typer.Option(None, envvar="LOOKALIKE_MAX_PRICE"),
+    as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
+) -> None:
+    """Find the products that look most like each photo."""
+    with _engine() as engine:
+        results = engine.search_files(images, k, Filters(category, min_price, max_price))
+    failed = False
+    for r in results:
+        failed |= r.error is not None
+        if as_json:
+            doc: dict[str, Any] = {"query": r.query, "results": [_hit_json(h) for h in r.hits]}
+            if r.error:
+                doc["error"] = r.error
+            out.print_json(json.dumps(doc)) if sys.stdout.isatty() else print(json.dumps(doc))
+        elif r.error:
+            err.print(f"[red]error:[/] {r.query}: {r.error}")
+        else:
+            _print_hits(r.query, r.hits)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def similar(
+    sku: str = typer.Argument(..., help="A catalog product."),
+    k: int = typer.Option(10, "-k", envvar="LOOKALIKE_K", min=1, max=1000),
+    category: str | None = typer.Option(None, envvar="LOOKALIKE_CATEGORY"),
+    as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
+) -> None:
+    """More like this: products that look like a catalog product (itself excluded)."""
+    with _engine() as engine:
+        hits = engine.similar(sku, k, Filters(category))
+    if as_json:
+        print(json.dumps({"sku": sku, "results": [_hit_json(h) for h in hits]}))
+    else:
+        _print_hits(f"similar to {sku}", hits)
+
+
+@app.command()
+def delete(skus: list[str] = typer.Argument(..., help="SKUs to delete.")) -> None:
+    """Delete products (from the database and the index)."""
+    with _engine() as engine:
+        deleted = engine.delete(skus)
+    missing = [s for s in skus if s not in deleted]
+    err.print(f"deleted {len(deleted)} product(s)")
+    if missing:
+        err.print(f"[yellow]not found:[/] {', '.join(missing)}")
+        raise typer.Exit(1)
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    kind: str | None = typer.Option(None, help="flat or ivf; default: chosen by catalog size"),
+) -> None:
+    """Rebuild the index from the database."""
+    if kind not in (None, "flat", "ivf"):
+        raise typer.BadParameter("kind must be flat or ivf")
+    with _engine() as engine:
+        index = engine.rebuild_index(kind)
+        m = index.manifest
+        err.print(f"index rebuilt: {m.kind}, {m.count} products, {m.dim}-d, nprobe={m.nprobe}")
+
+
+@index_app.command("check")
+def index_check(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check that the index agrees with the database; report ANN recall."""
+    with _engine() as engine:
+        report = engine.check_index()
+        if engine.last_sync and engine.last_sync.rebuilt:
+            report["rebuilt_on_load"] = engine.last_sync.reason
+    print(json.dumps(report, indent=2)) if as_json else _print_dict("index check", report)
+    if not report["consistent"]:
+        raise typer.Exit(1)
+
+
+def _print_dict(title: str, data: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:12]) + (
+                " …" if len(value) > 12 else ""
+            )
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command()
+def stats(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Catalog size, categories and model versions."""
+    with _engine() as engine:
+        data = engine.stats()
+    print(json.dumps(data, indent=2)) if as_json else _print_dict("catalog", data)
+
+
+@app.command()
+def evaluate(
+    labels: Path | None = typer.Option(None, help="CSV with sku/id, category[, color]."),
+    config: list[str] | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Configurations to compare, e.g. -c trim-gap-c0.1 -c crop-gap-c0 -c colorhist",
+    ),
+    folds: int = typer.Option(1, min=1, max=10, help="Also report N disjoint catalog parts."),
+    report_dir: Path = typer.Option(Path("reports/eval"), envvar="LOOKALIKE_REPORT_DIR"),
+) -> None:
+    """Leave-one-out retrieval quality (Precision@k, MAP@R, colour match) with a report."""
+    from lookalike.evaluation.report import evaluate as run_evaluation
+
+    with _engine() as engine:
+        total = len(engine.store.all_products()) * max(1, len(config or []))
+        with _progress("evaluate", total) as advance:
+            report = run_evaluation(engine, report_dir, config, labels, folds, advance)
+    table = Table(title=f"leave-one-out, {report['products']} products")
+    cols = ["precision@1", "precision@5", "precision@10", "map@r", "color_match@10"]
+    table.add_column("config")
+    for c in cols:
+        table.add_column(c)
+    for name, entry in report["configs"].items():
+        o = entry["overall"]
+        table.add_row(name, *("-" if o[c] is None else f"{o[c]:.3f}" for c in cols))
+    out.print(table)
+    err.print(f"report written to {report_dir}/report.md")
+
+
+@app.command()
+def reembed() -> None:
+    """Re-embed the whole catalog with the model the settings name, then switch to it."""
+    with _engine() as engine:
+        total = engine.store.stats()["products"]
+        with _progress("re-embed", total) as advance:
+            summary = engine.reembed(advance)
+        err.print(
+            f"re-embedded {summary.embedded} products with {engine.model_config.version}; "
+            f"{len(summary.failed)} failed"
+        )
+        for f in summary.failed[:20]:
+            err.print(f"[yellow]failed[/] {f.source}: {f.reason}")

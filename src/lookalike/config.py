@@ -1,0 +1,70 @@
+"""All settings in one place; every field can be set from the environment as LOOKALIKE_<NAME>."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Preprocessing = Literal["trim", "pad", "crop"]
+Pooling = Literal["gap", "gem"]
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Environment variables use the prefix ``LOOKALIKE_``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".lookalike"), description="Folder for the database, index and models")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file catalog.db in the home folder"
+    )
+    sample_catalog: Path = Field(
+        Path("../shared/datasets/fashion-products-dev"), description="Catalog used by `make demo`"
+    )
+
+    # Embedding model. The defaults were chosen with `lookalike evaluate` (docs/evaluation.md).
+    preprocessing: Preprocessing = "trim"
+    pooling: Pooling = "gap"
+    color_weight: float = Field(0.1, ge=0.0, le=1.0, description="Share of colour in similarity")
+    batch_size: int = Field(32, ge=1, le=1024)
+    threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = CPU count")
+    decode_workers: int = Field(0, ge=0, description="Image decoding threads; 0 = automatic")
+
+    # Image limits: anything larger is refused before it is decoded.
+    max_image_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(50_000_000, ge=1024)
+
+    # Index.
+    exact_search_max: int = Field(
+        20_000, ge=0, description="Catalogs up to this size use exact search; larger ones IVF"
+    )
+    ann_target_recall: float = Field(0.95, gt=0.0, le=1.0)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file inside the home folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'catalog.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def onnx_threads(self) -> int:
+        return self.threads or (os.cpu_count() or 1)
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment (and a .env file in the working folder)."""
+    return Settings()

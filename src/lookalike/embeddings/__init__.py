@@ -1,0 +1,13 @@
+"""From pictures to embedding vectors."""
+
+from lookalike.embeddings.embedder import Embedder, EmbedderConfig, OnnxEmbedder, create_embedder
+from lookalike.embeddings.pipeline import EmbedResult, embed_stream
+
+__all__ = [
+    "EmbedResult",
+    "Embedder",
+    "EmbedderConfig",
+    "OnnxEmbedder",
+    "create_embedder",
+    "embed_stream",
+]

@@ -1,0 +1,162 @@
+"""The embedding model: one abstract class, one production inference session (ONNX
+Runtime) and a PyTorch eager session (for the naive baseline and for training)."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lookalike.config import Pooling, Preprocessing, Settings
+from lookalike.embeddings import color
+from lookalike.embeddings.backbone import FEATURE_DIM, weights_digest
+from lookalike.embeddings.pooling import l2_normalize, pool
+from lookalike.images.loader import LoadedImage
+from lookalike.images.preprocess import model_input, to_square
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import torch
+
+_SPEC = re.compile(r"^(trim|pad|crop)-(gap|gem)-c(0(?:\.\d+)?|1(?:\.0+)?)$")
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """What defines an embedding. Two catalogs embedded with equal configs (and weights)
+    are comparable; anything else is a different model version."""
+
+    preprocessing: Preprocessing = "trim"
+    pooling: Pooling = "gap"
+    color_weight: float = 0.1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbedderConfig:
+        return cls(settings.preprocessing, settings.pooling, settings.color_weight)
+
+    @classmethod
+    def parse(cls, spec: str) -> EmbedderConfig:
+        """Parse ``trim-gap-c0.1`` style names; ``colorhist`` is the colour-only baseline."""
+        if spec == "colorhist":
+            return cls("trim", "gap", 1.0)
+        match = _SPEC.match(spec)
+        if not match:
+            raise ValueError(
+                f"bad embedder spec {spec!r}: expected (trim|pad|crop)-(gap|gem)-c<weight 0..1>, "
+                "e.g. trim-gap-c0.1, or 'colorhist'"
+            )
+        pre, pooling, weight = match.groups()
+        return cls(pre, pooling, float(weight))  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        if self.color_weight >= 1.0:
+            return "colorhist"
+        return f"{self.preprocessing}-{self.pooling}-c{self.color_weight:g}"
+
+    @property
+    def version(self) -> str:
+        """Model version recorded with every stored embedding."""
+        return f"lite0@{weights_digest()[:8]}/{self.name}"
+
+    @property
+    def uses_cnn(self) -> bool:
+        return self.color_weight < 1.0
+
+    @property
+    def dim(self) -> int:
+        return (FEATURE_DIM if self.uses_cnn else 0) + (color.DIM if self.color_weight > 0 else 0)
+
+
+class Embedder(ABC):
+    """Turns pictures into unit-length vectors whose dot product is their similarity:
+    ``(1 - w) * cosine(CNN features) + w * colour-histogram overlap``."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        self.config = config
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def prepare(self, image: LoadedImage) -> np.ndarray:
+        """The model-sized square of one picture (safe to call from worker threads)."""
+        return to_square(image.pixels, self.config.preprocessing)
+
+    def embed_squares(self, squares: list[np.ndarray]) -> np.ndarray:
+        """Embed prepared squares as one batch: N x dim float32, rows of unit length."""
+        w = self.config.color_weight
+        parts = []
+        if self.config.uses_cnn:
+            parts.append(np.sqrt(1.0 - w) * pool(self.feature_maps(squares), self.config.pooling))
+        if w > 0:
+            parts.append(np.sqrt(w) * np.stack([color.color_descriptor(s) for s in squares]))
+        return l2_normalize(np.concatenate(parts, axis=1))
+
+    def embed_images(self, images: list[LoadedImage]) -> np.ndarray:
+        """Embed decoded pictures as one batch."""
+        return self.embed_squares([self.prepare(img) for img in images])
+
+    @abstractmethod
+    def feature_maps(self, squares: list[np.ndarray]) -> np.ndarray:
+        """Run the CNN trunk: N x 1280 x 7 x 7 activations."""
+
+
+class OnnxEmbedder(Embedder):
+    """Production session: the exported trunk on ONNX Runtime, batched."""
+
+    def __init__(self, config: EmbedderConfig, model_path: Path, threads: int) -> None:
+        super().__init__(config)
+        self._session: onnxruntime.InferenceSession | None = None
+        if config.uses_cnn:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._session = ort.InferenceSession(
+                str(model_path), opts, providers=["CPUExecutionProvider"]
+            )
+
+    def feature_maps(self, squares: list[np.ndarray]) -> np.ndarray:
+        assert self._session is not None, "colour-only embedder has no CNN"
+        out = self._session.run(["features"], {"images": model_input(squares)})[0]
+        return np.asarray(out)
+
+
+class TorchEmbedder(Embedder):
+    """PyTorch eager session of the same network (slow on CPU; the naive baseline)."""
+
+    def __init__(self, config: EmbedderConfig, device: str = "cpu") -> None:
+        super().__init__(config)
+        import torch
+
+        from lookalike.embeddings.backbone import FeatureMap, load_classifier
+
+        self._torch = torch
+        self._device = torch.device(device)
+        self.model: torch.nn.Module = FeatureMap(load_classifier()).to(self._device).eval()
+
+    def feature_maps(self, squares: list[np.ndarray]) -> np.ndarray:
+        x = self._torch.from_numpy(model_input(squares)).to(self._device)
+        with self._torch.inference_mode():
+            out: np.ndarray = self.model(x).cpu().numpy()
+        return out
+
+
+def create_embedder(settings: Settings, config: EmbedderConfig | None = None) -> Embedder:
+    """The production embedder for ``config`` (default: the one the settings name)."""
+    from lookalike.embeddings.onnx_export import onnx_model_path
+
+    config = config or EmbedderConfig.from_settings(settings)
+    model_path = onnx_model_path(settings.model_dir) if config.uses_cnn else Path()
+    return OnnxEmbedder(config, model_path, settings.onnx_threads)

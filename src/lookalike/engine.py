@@ -1,0 +1,269 @@
+"""The engine: one object that owns the store, the model session and the index, and
+offers the catalog operations the CLI (and the API) expose."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.config import Settings
+from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embedder
+from lookalike.errors import ImageError, ModelVersionError, ProductNotFoundError
+from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
+from lookalike.images.preprocess import INPUT_SIZE
+from lookalike.index.manager import IndexManager, SyncReport
+from lookalike.index.vector_index import VectorIndex
+from lookalike.ingest.pipeline import ImageLimits, IngestSummary, ingest_records
+from lookalike.ingest.readers import CatalogRecord
+from lookalike.search.searcher import Filters, Searcher, SearchHit
+from lookalike.store.catalog import CatalogStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The results for one query image."""
+
+    query: str
+    hits: list[SearchHit]
+    error: str | None = None
+
+
+class Engine:
+    """Catalog operations on one home folder / database.
+
+    The model and index load lazily, once, and are reused for every call. Queries are
+    always embedded with the model version the catalog was embedded with, so a catalog
+    never mixes versions.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = CatalogStore(settings.resolved_database_url)
+        self._lock = threading.RLock()
+        self._embedder: Embedder | None = None
+        self._index: VectorIndex | None = None
+        self.last_sync: SyncReport | None = None
+        self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+
+    # ---- model and index ---------------------------------------------------------------
+
+    @property
+    def model_config(self) -> EmbedderConfig:
+        """The catalog's model (or, for an empty catalog, the one the settings name)."""
+        active = self.store.active_model_version()
+        wanted = EmbedderConfig.from_settings(self.settings)
+        if active is None or active == wanted.version:
+            return wanted
+        config = EmbedderConfig.parse(active.split("/", 1)[1])
+        if config.version != active:
+            raise ModelVersionError(
+                f"the catalog was embedded with {active}, which these weights cannot "
+                "reproduce; run `lookalike reembed`"
+            )
+        return config
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None or self._embedder.config != self.model_config:
+                self._embedder = create_embedder(self.settings, self.model_config)
+            return self._embedder
+
+    @property
+    def index_manager(self) -> IndexManager:
+        return self._manager(self.model_config)
+
+    def _manager(self, config: EmbedderConfig) -> IndexManager:
+        return IndexManager(
+            self.store,
+            self.settings.index_dir,
+            config.version,
+            config.dim,
+            exact_max=self.settings.exact_search_max,
+            target_recall=self.settings.ann_target_recall,
+        )
+
+    @property
+    def index(self) -> VectorIndex:
+        with self._lock:
+            if (
+                self._index is None
+                or self._index.manifest.model_version != self.model_config.version
+            ):
+                self._index, self.last_sync = self.index_manager.load()
+            return self._index
+
+    # ---- ingest, update, delete --------------------------------------------------------
+
+    def ingest(
+        self, records: list[CatalogRecord], progress: Callable[[int], None] | None = None
+    ) -> IngestSummary:
+        """Add or update ``records`` (idempotent: unchanged products are skipped)."""
+        wanted = EmbedderConfig.from_settings(self.settings)
+        active = self.store.active_model_version()
+        if active is not None and active != wanted.version:
+            raise ModelVersionError(
+                f"the catalog is embedded with {active} but the settings ask for "
+                f"{wanted.version}; run `lookalike reembed` to re-embed the catalog with the "
+                "new settings, or change them back"
+            )
+        if active is None:
+            self.store.set_active_model_version(wanted.version)
+        index = self.index
+        manager = self.index_manager
+
+        def on_commit(ids: np.ndarray, vectors: np.ndarray) -> None:
+            index.add(ids, vectors)
+
+        try:
+            return ingest_records(
+                records,
+                self.store,
+                self.embedder,
+                self.limits,
+                on_commit=on_commit,
+                progress=progress,
+                batch_size=self.settings.batch_size,
+                workers=self.settings.decode_workers,
+            )
+        finally:
+            with self._lock:
+                self._index = manager.apply(index, *_no_change(self.model_config.dim))
+
+    def delete(self, skus: Sequence[str]) -> dict[str, int]:
+        """Delete products by SKU; returns those that existed (sku -> id)."""
+        deleted = self.store.delete(skus)
+        if deleted:
+            with self._lock:
+                add_ids, add_vectors, _ = _no_change(self.model_config.dim)
+                removed = np.fromiter(deleted.values(), dtype=np.int64)
+                self._index = self.index_manager.apply(self.index, add_ids, add_vectors, removed)
+        return deleted
+
+    def reembed(self, progress: Callable[[int], None] | None = None) -> IngestSummary:
+        """Re-embed every product with the model the settings name, then make it the
+        catalog's model. Searches use the old version until the switch."""
+        wanted = EmbedderConfig.from_settings(self.settings)
+        products = self.store.all_products()
+        records = [
+            CatalogRecord(
+                p.sku,
+                Path(p.image_path),
+                p.image_path,
+                p.title,
+                p.category,
+                p.price,
+                p.currency,
+                p.url,
+                dict(p.attributes),
+            )
+            for p in products
+        ]
+        embedder = create_embedder(self.settings, wanted)
+        summary = ingest_records(
+            records,
+            self.store,
+            embedder,
+            self.limits,
+            on_commit=lambda ids, vecs: None,
+            progress=progress,
+            batch_size=self.settings.batch_size,
+            workers=self.settings.decode_workers,
+        )
+        new_index = self._manager(wanted).rebuild()
+        with self._lock:
+            old = self.store.active_model_version()
+            self.store.set_active_model_version(wanted.version)
+            self._embedder, self._index = embedder, new_index
+        if old and old != wanted.version:
+            self.store.delete_embeddings(old)
+        return summary
+
+    # ---- search ------------------------------------------------------------------------
+
+    def search_files(
+        self, paths: Sequence[Path], k: int = 10, filters: Filters | None = None
+    ) -> list[QueryResult]:
+        """Search with several image files; the model runs once over all of them. A file
+        that cannot be used gets its error in its result; the others are still searched."""
+        images, errors = [], {}
+        for p in paths:
+            try:
+                images.append(self.load_query(read_image_bytes(p, self.limits.max_bytes), str(p)))
+            except ImageError as exc:
+                errors[str(p)] = exc.reason
+        vectors = iter(self.embedder.embed_images(images) if images else [])
+        searcher = Searcher(self.store, self.index)
+        return [
+            QueryResult(str(p), [], errors[str(p)])
+            if str(p) in errors
+            else QueryResult(str(p), searcher.search(next(vectors), k, filters))
+            for p in paths
+        ]
+
+    def load_query(self, data: bytes, source: str) -> LoadedImage:
+        """Decode a query image under the configured limits."""
+        return load_image(
+            data, source, max_pixels=self.limits.max_pixels, target_size=INPUT_SIZE * 2
+        )
+
+    def search_vector(
+        self, vector: np.ndarray, k: int = 10, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        return Searcher(self.store, self.index).search(vector, k, filters)
+
+    def similar(self, sku: str, k: int = 10, filters: Filters | None = None) -> list[SearchHit]:
+        """ "More like this": products that look like ``sku`` (itself and copies of its
+        image excluded)."""
+        product = self.store.get(sku)
+        if product is None or product.id is None:
+            raise ProductNotFoundError(sku)
+        vector = self.store.vector(product.id, self.model_config.version)
+        if vector is None:
+            raise ProductNotFoundError(sku)
+        return Searcher(self.store, self.index).search(
+            vector,
+            k,
+            filters,
+            exclude_ids=frozenset({product.id}),
+            exclude_sha256=frozenset({product.image_sha256}),
+        )
+
+    # ---- maintenance -------------------------------------------------------------------
+
+    def rebuild_index(self, kind: str | None = None) -> VectorIndex:
+        with self._lock:
+            self._index = self.index_manager.rebuild(kind)
+            return self._index
+
+    def check_index(self) -> dict[str, Any]:
+        return self.index_manager.check(self.index)
+
+    def stats(self) -> dict[str, Any]:
+        out = self.store.stats()
+        out["database"] = _redact(self.store.url)
+        out["home"] = str(self.settings.home.resolve())
+        return out
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _no_change(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    empty = np.empty(0, dtype=np.int64)
+    return empty, np.empty((0, dim), dtype=np.float32), empty
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,1 @@
+"""Retrieval quality: leave-one-out metrics, reports and result grids."""

@@ -1,0 +1,80 @@
+"""Turn a decoded picture into the model's input.
+
+Three geometries:
+
+- ``trim``: cut away the plain white margin around the product, then ``pad``. The product
+  fills the frame and is never cut (the default; see docs/evaluation.md).
+- ``pad``: longest side scaled to the input size, centred on white (the colour of catalog
+  backgrounds): the whole product, but small when the photo has wide margins.
+- ``crop``: the classic resize-then-centre-crop, which can cut off the ends of shoes,
+  bags and dresses.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from lookalike.config import Preprocessing
+
+INPUT_SIZE = 224
+CROP_RATIO = 0.875  # the usual ImageNet evaluation crop (224 of 256)
+PAD_VALUE = 255
+BACKGROUND_MIN = 236  # all channels at or above: white studio background
+TRIM_MARGIN = 0.04  # keep a little background around the product, as catalog shots do
+
+
+def to_square(img: Image.Image, mode: Preprocessing, size: int = INPUT_SIZE) -> np.ndarray:
+    """Return a ``size`` x ``size`` x 3 uint8 array of ``img`` under the chosen geometry."""
+    arr = np.asarray(img, dtype=np.uint8)
+    if mode == "trim":
+        arr = trim_background(arr)
+    h, w = arr.shape[:2]
+    if mode in ("pad", "trim"):
+        scale = size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        resized = _resize(arr, nw, nh)
+        out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        out[top : top + nh, left : left + nw] = resized
+        return out
+    short = round(size / CROP_RATIO)
+    scale = short / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    resized = _resize(arr, nw, nh)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(resized[top : top + size, left : left + size])
+
+
+def trim_background(arr: np.ndarray) -> np.ndarray:
+    """Crop to the bounding box of the non-white pixels plus a small margin. Photos with
+    no white background (or almost nothing else) come back unchanged."""
+    foreground = ~np.all(arr >= BACKGROUND_MIN, axis=2)
+    rows, cols = np.flatnonzero(foreground.any(axis=1)), np.flatnonzero(foreground.any(axis=0))
+    if len(rows) == 0 or foreground.sum() < 0.01 * foreground.size:
+        return arr
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    margin = int(TRIM_MARGIN * max(y1 - y0, x1 - x0))
+    h, w = arr.shape[:2]
+    return arr[max(0, y0 - margin) : min(h, y1 + margin), max(0, x0 - margin) : min(w, x1 + margin)]
+
+
+def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    # INTER_AREA anti-aliases when shrinking (most product photos); cubic when enlarging.
+    shrinking = width < arr.shape[1] or height < arr.shape[0]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(arr, (width, height), interpolation=interp)
+
+
+def model_input(batch: list[np.ndarray]) -> np.ndarray:
+    """Stack HxWx3 uint8 arrays into the NCHW float32 tensor EfficientNet-Lite expects.
+
+    The weights are converted TensorFlow weights trained on ``(x - 127) / 128`` (not the
+    ImageNet mean/std): the network's BatchNorm statistics match that scaling, see
+    tests/embeddings/test_backbone.py.
+    """
+    x = np.stack(batch).astype(np.float32)
+    x -= 127.0
+    x *= 1.0 / 128.0
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

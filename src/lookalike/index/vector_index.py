@@ -1,0 +1,292 @@
+"""A FAISS index whose ids are product ids, saved atomically with a manifest.
+
+Small catalogs get exact search (flat inner product). Past ``exact_max`` vectors an IVF
+index is trained, and its ``nprobe`` is the smallest that reaches the target recall@10
+against exact search on a sample of the catalog itself (autofaiss-style tuning).
+Both kinds support adding and removing single products without a rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+IndexKind = Literal["flat", "ivf"]
+INDEX_FILE = "index.faiss"
+MANIFEST_FILE = "manifest.json"
+RECALL_K = 10
+_RECALL_QUERIES = 256
+
+
+def ids_checksum(ids: np.ndarray) -> str:
+    """Order-independent fingerprint of a set of product ids."""
+    return hashlib.sha256(np.sort(ids.astype("<i8")).tobytes()).hexdigest()
+
+
+@dataclass
+class IndexManifest:
+    """What an index file holds; checked against the database when it is loaded."""
+
+    model_version: str
+    kind: IndexKind
+    dim: int
+    count: int
+    ids_sha256: str
+    file_sha256: str = ""
+    nlist: int = 0
+    nprobe: int = 0
+    recall_at_10: float | None = None
+    built_at: str = ""
+
+
+class VectorIndex:
+    """Thread-safe wrapper: searches run concurrently, writes take the lock."""
+
+    def __init__(self, index: faiss.Index, manifest: IndexManifest, ids: np.ndarray) -> None:
+        self.index = index
+        self.manifest = manifest
+        self._ids = set(ids.tolist())
+        self._lock = threading.RLock()
+
+    # ---- construction ------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        model_version: str,
+        *,
+        dim: int | None = None,
+        exact_max: int = 20_000,
+        target_recall: float = 0.95,
+        kind: IndexKind | None = None,
+    ) -> VectorIndex:
+        """Build the index kind that suits ``len(ids)`` (or the one asked for).
+        ``dim`` is needed when there are no vectors yet."""
+        n = len(ids)
+        dim = dim or int(vectors.shape[1])
+        kind = kind or ("flat" if n <= exact_max else "ivf")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        manifest = IndexManifest(model_version, kind, dim, n, ids_checksum(ids))
+        if kind == "flat":
+            index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            if n:
+                index.add_with_ids(vectors, ids)
+            built = cls(index, manifest, ids)
+        else:
+            nlist = suggested_nlist(n)
+            quantizer = faiss.IndexFlatIP(dim)
+            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(n, size=min(n, nlist * 64), replace=False)]
+            ivf.train(sample)
+            ivf.add_with_ids(vectors, ids)
+            manifest.nlist = nlist
+            built = cls(ivf, manifest, ids)
+            built.tune_nprobe(vectors, ids, target_recall)
+        manifest.built_at = datetime.now(UTC).isoformat(timespec="seconds")
+        return built
+
+    def tune_nprobe(self, vectors: np.ndarray, ids: np.ndarray, target: float) -> None:
+        """Smallest power-of-two nprobe whose recall@10 against exact search reaches
+        ``target`` on catalog vectors used as queries (their own id left out)."""
+        ivf = faiss.extract_index_ivf(self.index)
+        queries, qids = _recall_sample(vectors, ids)
+        truth = _exact_neighbors(vectors, ids, queries, qids)
+        nprobe = 1
+        while True:
+            self.manifest.nprobe = nprobe
+            recall = _recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+            if recall >= target or nprobe >= ivf.nlist:
+                break
+            nprobe = min(nprobe * 2, ivf.nlist)
+        self.manifest.recall_at_10 = round(recall, 4)
+
+    def measure_recall(self, vectors: np.ndarray, ids: np.ndarray) -> float:
+        """Recall@10 of this index against exact search (1.0 for a flat index)."""
+        if self.manifest.kind == "flat":
+            return 1.0
+        queries, qids = _recall_sample(vectors, ids)
+        truth = _exact_neighbors(vectors, ids, queries, qids)
+        return _recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def __contains__(self, product_id: int) -> bool:
+        return product_id in self._ids
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query; ``-1`` ids pad rows with fewer results.
+
+        With ``allowed`` ids only those are searched (inside FAISS, so k results come back
+        whenever k allowed products exist; an IVF index widens to all lists if needed).
+        """
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is None:
+            return self._search_raw(q, k)
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        scores, ids = self._search_raw(q, k, selector)
+        if self.manifest.kind == "ivf":
+            want = min(k, len(allowed))
+            if int((ids >= 0).sum(axis=1).min()) < want:
+                scores, ids = self._search_raw(q, k, selector, exhaustive=True)
+        return scores, ids
+
+    def _search_raw(
+        self,
+        q: np.ndarray,
+        k: int,
+        selector: faiss.IDSelector | None = None,
+        exhaustive: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        k = max(1, min(k, max(1, len(self))))
+        with self._lock:
+            params: faiss.SearchParameters | None = None
+            if self.manifest.kind == "ivf":
+                ivf_params = faiss.SearchParametersIVF()
+                ivf_params.nprobe = self.manifest.nlist if exhaustive else self.manifest.nprobe
+                params = ivf_params
+            elif selector is not None:
+                params = faiss.SearchParameters()
+            if params is not None and selector is not None:
+                params.sel = selector
+            scores, ids = self.index.search(q, k, params=params)
+            return scores, ids
+
+    # ---- updates -----------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (or replace) products."""
+        if len(ids) == 0:
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        with self._lock:
+            self.remove(ids)
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            self._ids.update(ids.tolist())
+            self._refresh_manifest()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove products; returns how many were in the index."""
+        present = np.array([i for i in ids.tolist() if i in self._ids], dtype=np.int64)
+        if len(present) == 0:
+            return 0
+        with self._lock:
+            removed = int(self.index.remove_ids(faiss.IDSelectorBatch(present)))
+            self._ids.difference_update(present.tolist())
+            self._refresh_manifest()
+            return removed
+
+    def _refresh_manifest(self) -> None:
+        ids = np.fromiter(self._ids, dtype=np.int64, count=len(self._ids))
+        self.manifest.count = len(ids)
+        self.manifest.ids_sha256 = ids_checksum(ids)
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        """Write the index, then the manifest holding the index file's checksum; each by
+        write-then-rename, so a crash leaves either the old pair or a detectable mismatch."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            data = faiss.serialize_index(self.index).tobytes()
+            self.manifest.file_sha256 = hashlib.sha256(data).hexdigest()
+            manifest = json.dumps(asdict(self.manifest), indent=2).encode()
+        _atomic_write(folder / INDEX_FILE, data)
+        _atomic_write(folder / MANIFEST_FILE, manifest)
+
+    @classmethod
+    def load(cls, folder: Path) -> VectorIndex:
+        """Load a saved index; raises ValueError if the pair is incomplete or corrupt."""
+        try:
+            manifest = IndexManifest(**json.loads((folder / MANIFEST_FILE).read_text()))
+            data = (folder / INDEX_FILE).read_bytes()
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"no usable index in {folder}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != manifest.file_sha256:
+            raise ValueError(f"index file in {folder} does not match its manifest")
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if manifest.kind == "flat":
+            id_map: Any = faiss.downcast_index(index)
+            ids = faiss.vector_to_array(id_map.id_map)
+        else:
+            ids = _ivf_ids(faiss.extract_index_ivf(index))
+        return cls(index, manifest, ids.astype(np.int64))
+
+
+def suggested_nlist(n: int) -> int:
+    """About 4 * sqrt(n) lists, a power of two between 16 and 65536."""
+    target = 4 * math.sqrt(max(n, 1))
+    return int(min(65536, max(16, 2 ** round(math.log2(target)))))
+
+
+def _ivf_ids(ivf: faiss.IndexIVF) -> np.ndarray:
+    invlists = ivf.invlists
+    assert invlists is not None
+    parts = []
+    for list_no in range(ivf.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            ptr = invlists.get_ids(list_no)
+            parts.append(faiss.rev_swig_ptr(ptr, size).copy())
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _recall_sample(vectors: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    pick = rng.choice(len(ids), size=min(len(ids), _RECALL_QUERIES), replace=False)
+    return np.ascontiguousarray(vectors[pick]), ids[pick]
+
+
+def _exact_neighbors(
+    vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, qids: np.ndarray
+) -> list[set[int]]:
+    """The true top-10 of each query, its own id left out."""
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, pos = flat.search(queries, RECALL_K + 1)
+    truth = []
+    for row, q in zip(pos, qids, strict=True):
+        ranked = [int(i) for i in ids[row[row >= 0]] if i != q]
+        truth.append(set(ranked[:RECALL_K]))
+    return truth
+
+
+def _recall(found: np.ndarray, qids: np.ndarray, truth: list[set[int]]) -> float:
+    hits = total = 0
+    for row, q, want in zip(found, qids, truth, strict=True):
+        top = [int(i) for i in row if i >= 0 and i != q][:RECALL_K]
+        hits += len(want.intersection(top))
+        total += len(want)
+    return hits / max(total, 1)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,168 @@
+"""Ingest records: skip what is unchanged, embed what is new or changed, write in batches.
+
+Each write batch (products and their vectors) is one database transaction, so a run
+killed midway leaves whole products behind, never a product without its vector; the
+index is brought in line with the database on the next load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lookalike.embeddings.embedder import Embedder
+from lookalike.embeddings.pipeline import embed_stream
+from lookalike.errors import ImageError
+from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
+from lookalike.images.preprocess import INPUT_SIZE
+from lookalike.ingest.readers import CatalogRecord, RowError
+from lookalike.store.catalog import CatalogStore, ProductData, StoredEmbedding
+
+OnCommit = Callable[[np.ndarray, np.ndarray], None]
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest run did, product by product."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: list[RowError] = field(default_factory=list)
+    embedded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+
+
+def ingest_records(
+    records: list[CatalogRecord],
+    store: CatalogStore,
+    embedder: Embedder,
+    limits: ImageLimits,
+    *,
+    on_commit: OnCommit,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    write_batch: int = 256,
+) -> IngestSummary:
+    """Bring the store up to date with ``records``; ``on_commit(ids, vectors)`` is called
+    after each committed batch of new vectors (to update the index)."""
+    start = time.perf_counter()
+    summary = IngestSummary()
+    advance = progress or (lambda n: None)
+    existing = store.get_many([r.sku for r in records])
+    embedded = store.embedded([r.sku for r in records], embedder.version)
+
+    to_embed: list[CatalogRecord] = []
+    metadata_only: list[ProductData] = []
+    for record, sha in _hash_known(records, embedded, limits):
+        if isinstance(sha, ImageError):
+            summary.failed.append(RowError(record.source, record.sku, sha.reason))
+            advance(1)
+            continue
+        old = existing.get(record.sku)
+        stored = embedded.get(record.sku)
+        if sha is None or old is None or stored is None or stored.image_sha256 != sha:
+            to_embed.append(record)
+            continue
+        data = _product(record, sha, old.image_width, old.image_height)
+        if data.same_metadata(old):
+            summary.unchanged += 1
+        else:
+            metadata_only.append(data)
+        advance(1)
+    if metadata_only:
+        store.upsert([(p, None) for p in metadata_only], embedder.version)
+        summary.updated += len(metadata_only)
+
+    def load(record: CatalogRecord) -> LoadedImage:
+        data = read_image_bytes(record.image, limits.max_bytes)
+        return load_image(
+            data, str(record.image), max_pixels=limits.max_pixels, target_size=INPUT_SIZE * 2
+        )
+
+    pending: list[tuple[ProductData, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        ids = store.upsert(pending, embedder.version)
+        for data, _ in pending:
+            if data.sku in existing:
+                summary.updated += 1
+            else:
+                summary.added += 1
+        on_commit(np.asarray(ids, dtype=np.int64), np.stack([v for _, v in pending]))
+        pending.clear()
+
+    try:
+        stream = embed_stream(embedder, to_embed, load, batch_size=batch_size, workers=workers)
+        for result in stream:
+            advance(1)
+            if result.error is not None or result.vector is None or result.sha256 is None:
+                reason = result.error.reason if result.error else "no vector"
+                summary.failed.append(RowError(result.item.source, result.item.sku, reason))
+                continue
+            summary.embedded += 1
+            pending.append(
+                (_product(result.item, result.sha256, result.width, result.height), result.vector)
+            )
+            if len(pending) >= write_batch:
+                flush()
+    finally:
+        flush()  # what was embedded before an interruption is kept
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _hash_known(
+    records: list[CatalogRecord],
+    embedded: dict[str, StoredEmbedding],
+    limits: ImageLimits,
+) -> list[tuple[CatalogRecord, str | ImageError | None]]:
+    """sha256 of the image of every record whose SKU is already embedded (None for the
+    others: they must be embedded anyway), read on threads."""
+
+    def digest(record: CatalogRecord) -> str | ImageError | None:
+        if record.sku not in embedded:
+            return None
+        try:
+            return hashlib.sha256(read_image_bytes(record.image, limits.max_bytes)).hexdigest()
+        except ImageError as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(zip(records, pool.map(digest, records), strict=True))
+
+
+def _product(
+    record: CatalogRecord, sha256: str, width: int | None, height: int | None
+) -> ProductData:
+    return ProductData(
+        sku=record.sku,
+        image_path=str(record.image.resolve()),
+        image_sha256=sha256,
+        title=record.title,
+        category=record.category,
+        price=record.price,
+        currency=record.currency,
+        url=record.url,
+        image_width=width,
+        image_height=height,
+        attributes=dict(record.attributes),
+    )

@@ -1,0 +1,92 @@
+"""Turn index neighbours into product results: filters, exclusions, duplicate collapse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.index.vector_index import VectorIndex
+from lookalike.store.catalog import CatalogStore, ProductData
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict results to a category and/or a price range (inclusive)."""
+
+    category: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.category, self.min_price, self.max_price))
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    product: ProductData
+    score: float
+
+
+class Searcher:
+    """Finds the k most similar products for query vectors."""
+
+    def __init__(self, store: CatalogStore, index: VectorIndex) -> None:
+        self.store = store
+        self.index = index
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        exclude_ids: frozenset[int] = frozenset(),
+        exclude_sha256: frozenset[str] = frozenset(),
+    ) -> list[SearchHit]:
+        """Top ``k`` distinct-looking products for one query vector.
+
+        Products with a byte-identical image are collapsed to the best-ranked one. If
+        filters, exclusions or collapsing thin the list, the search widens until ``k``
+        results are found or the candidates run out: never silently fewer.
+        """
+        if k <= 0:
+            return []
+        allowed = None
+        if filters is not None and filters.active:
+            allowed = self.store.filter_ids(filters.category, filters.min_price, filters.max_price)
+            allowed = allowed[np.isin(allowed, list(exclude_ids), invert=True)]
+            if len(allowed) == 0:
+                return []
+        available = len(self.index) if allowed is None else len(allowed)
+        fetch = min(available, k + len(exclude_ids) + 8)
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        while True:
+            scores, ids = self.index.search(q, fetch, allowed)
+            hits = self._collect(scores[0], ids[0], k, exclude_ids, exclude_sha256)
+            if len(hits) >= k or fetch >= available:
+                return hits
+            fetch = min(available, fetch * 4)
+
+    def _collect(
+        self,
+        scores: np.ndarray,
+        ids: np.ndarray,
+        k: int,
+        exclude_ids: frozenset[int],
+        exclude_sha256: frozenset[str],
+    ) -> list[SearchHit]:
+        valid = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0]
+        products = self.store.by_ids([i for i, _ in valid if i not in exclude_ids])
+        seen = set(exclude_sha256)
+        hits: list[SearchHit] = []
+        for pid, score in valid:
+            product = products.get(pid)
+            # A product deleted after the index answered is skipped, not shown.
+            if product is None or product.image_sha256 in seen:
+                continue
+            seen.add(product.image_sha256)
+            hits.append(SearchHit(product, score))
+            if len(hits) == k:
+                break
+        return hits

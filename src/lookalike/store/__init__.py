@@ -1,0 +1,6 @@
+"""The catalog database: products and their embeddings (the source of truth)."""
+
+from lookalike.store.catalog import CatalogStore, ProductData, StoredEmbedding
+from lookalike.store.models import Embedding, Product
+
+__all__ = ["CatalogStore", "Embedding", "Product", "ProductData", "StoredEmbedding"]

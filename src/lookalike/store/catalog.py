@@ -1,0 +1,324 @@
+"""CatalogStore: every read and write of products and embeddings goes through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lookalike.store.models import Embedding, Product, State
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_GENERATION = "generation"
+_ACTIVE_MODEL = "active_model_version"
+
+
+@dataclass
+class ProductData:
+    """A product as the rest of the system sees it (no ORM session attached)."""
+
+    sku: str
+    image_path: str
+    image_sha256: str
+    title: str | None = None
+    category: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def same_metadata(self, other: ProductData) -> bool:
+        """True when everything but the database id is equal."""
+        return _fields(self) == _fields(other)
+
+
+_FIELDS = [
+    "sku",
+    "title",
+    "category",
+    "price",
+    "currency",
+    "url",
+    "image_path",
+    "image_sha256",
+    "image_width",
+    "image_height",
+]
+
+
+def _fields(p: ProductData) -> tuple[Any, ...]:
+    return (*(getattr(p, f) for f in _FIELDS), p.attributes)
+
+
+@dataclass(frozen=True)
+class StoredEmbedding:
+    product_id: int
+    image_sha256: str
+
+
+def _to_data(row: Product) -> ProductData:
+    return ProductData(
+        id=row.id,
+        attributes=dict(row.attributes or {}),
+        **{f: getattr(row, f) for f in _FIELDS},
+    )
+
+
+class CatalogStore:
+    """Products and embeddings in SQLite or PostgreSQL, migrated to the latest schema on open."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def get(self, sku: str) -> ProductData | None:
+        with self._sessions() as s:
+            row = s.scalar(select(Product).where(Product.sku == sku))
+            return _to_data(row) if row else None
+
+    def get_many(self, skus: Sequence[str]) -> dict[str, ProductData]:
+        out: dict[str, ProductData] = {}
+        with self._sessions() as s:
+            for chunk in _chunks(list(skus), 500):
+                for row in s.scalars(select(Product).where(Product.sku.in_(chunk))):
+                    out[row.sku] = _to_data(row)
+        return out
+
+    def by_ids(self, ids: Sequence[int]) -> dict[int, ProductData]:
+        out: dict[int, ProductData] = {}
+        with self._sessions() as s:
+            for chunk in _chunks([int(i) for i in ids], 500):
+                for row in s.scalars(select(Product).where(Product.id.in_(chunk))):
+                    out[row.id] = _to_data(row)
+        return out
+
+    def embedded(self, skus: Sequence[str], model_version: str) -> dict[str, StoredEmbedding]:
+        """For each SKU that has an embedding under ``model_version``: what it was made from."""
+        out: dict[str, StoredEmbedding] = {}
+        with self._sessions() as s:
+            for chunk in _chunks(list(skus), 500):
+                q = (
+                    select(Product.sku, Embedding.product_id, Embedding.image_sha256)
+                    .join(Embedding)
+                    .where(Product.sku.in_(chunk), Embedding.model_version == model_version)
+                )
+                for sku, pid, sha in s.execute(q):
+                    out[sku] = StoredEmbedding(pid, sha)
+        return out
+
+    def filter_ids(
+        self,
+        category: str | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
+    ) -> np.ndarray:
+        """Ids of the products that pass the filters."""
+        q = select(Product.id)
+        if category is not None:
+            q = q.where(Product.category == category)
+        if min_price is not None:
+            q = q.where(Product.price >= min_price)
+        if max_price is not None:
+            q = q.where(Product.price <= max_price)
+        with self._sessions() as s:
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def embedding_ids(self, model_version: str) -> np.ndarray:
+        """Sorted ids of the products embedded under ``model_version``."""
+        q = (
+            select(Embedding.product_id)
+            .where(Embedding.model_version == model_version)
+            .order_by(Embedding.product_id)
+        )
+        with self._sessions() as s:
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def vector(self, product_id: int, model_version: str) -> np.ndarray | None:
+        with self._sessions() as s:
+            blob = s.scalar(
+                select(Embedding.vector).where(
+                    Embedding.product_id == product_id, Embedding.model_version == model_version
+                )
+            )
+            return None if blob is None else np.frombuffer(blob, dtype="<f4").copy()
+
+    def iter_vectors(
+        self, model_version: str, chunk: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All embeddings of ``model_version`` as (ids, N x d matrix) chunks, by id."""
+        last = -1
+        with self._sessions() as s:
+            while True:
+                rows = s.execute(
+                    select(Embedding.product_id, Embedding.vector)
+                    .where(Embedding.model_version == model_version, Embedding.product_id > last)
+                    .order_by(Embedding.product_id)
+                    .limit(chunk)
+                ).all()
+                if not rows:
+                    return
+                ids = np.array([r[0] for r in rows], dtype=np.int64)
+                vecs = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+                last = int(ids[-1])
+                yield ids, vecs
+
+    def all_products(self) -> list[ProductData]:
+        with self._sessions() as s:
+            return [_to_data(r) for r in s.scalars(select(Product).order_by(Product.id))]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of products, categories and embeddings per model version."""
+        with self._sessions() as s:
+            products = s.scalar(select(func.count()).select_from(Product)) or 0
+            cats = s.execute(
+                select(Product.category, func.count())
+                .group_by(Product.category)
+                .order_by(func.count().desc())
+            ).all()
+            versions = s.execute(
+                select(Embedding.model_version, func.count()).group_by(Embedding.model_version)
+            ).all()
+        return {
+            "products": products,
+            "categories": {c or "(none)": n for c, n in cats},
+            "embeddings": {v: n for v, n in versions},
+            "active_model_version": self.active_model_version(),
+            "generation": self.generation(),
+        }
+
+    # ---- state -------------------------------------------------------------------------
+
+    def generation(self) -> int:
+        """Change counter: bumped by every write, so readers can tell their view is stale."""
+        return int(self._state(_GENERATION) or 0)
+
+    def active_model_version(self) -> str | None:
+        return self._state(_ACTIVE_MODEL)
+
+    def set_active_model_version(self, version: str) -> None:
+        with self._sessions.begin() as s:
+            _set_state(s, _ACTIVE_MODEL, version)
+            _bump(s)
+
+    def _state(self, key: str) -> str | None:
+        with self._sessions() as s:
+            return s.scalar(select(State.value).where(State.key == key))
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def upsert(
+        self, items: Sequence[tuple[ProductData, np.ndarray | None]], model_version: str
+    ) -> list[int]:
+        """Insert or update products, each with its new vector (``None`` keeps the stored
+        vectors), in one transaction. A new image drops vectors of other model versions,
+        which no longer describe it. Returns the product ids in order."""
+        ids: list[int] = []
+        with self._sessions.begin() as s:
+            existing = {
+                r.sku: r
+                for chunk in _chunks([p.sku for p, _ in items], 500)
+                for r in s.scalars(select(Product).where(Product.sku.in_(chunk)))
+            }
+            for data, vec in items:
+                row = existing.get(data.sku)
+                if row is None:
+                    row = Product(sku=data.sku)
+                    s.add(row)
+                    existing[data.sku] = row
+                image_changed = row.image_sha256 != data.image_sha256
+                for f in _FIELDS[1:]:
+                    setattr(row, f, getattr(data, f))
+                row.attributes = dict(data.attributes)
+                s.flush()
+                if image_changed and row.id is not None:
+                    s.execute(delete(Embedding).where(Embedding.product_id == row.id))
+                if vec is not None:
+                    blob = np.ascontiguousarray(vec, dtype="<f4").tobytes()
+                    s.merge(
+                        Embedding(
+                            product_id=row.id,
+                            model_version=model_version,
+                            dim=int(vec.shape[0]),
+                            vector=blob,
+                            image_sha256=data.image_sha256,
+                        )
+                    )
+                ids.append(row.id)
+            _bump(s)
+        return ids
+
+    def delete(self, skus: Sequence[str]) -> dict[str, int]:
+        """Delete products (and their embeddings). Returns sku -> id of those that existed."""
+        with self._sessions.begin() as s:
+            rows = s.execute(select(Product.sku, Product.id).where(Product.sku.in_(list(skus))))
+            found = {str(sku): int(pid) for sku, pid in rows}
+            if found:
+                ids = list(found.values())
+                s.execute(delete(Embedding).where(Embedding.product_id.in_(ids)))
+                s.execute(delete(Product).where(Product.id.in_(ids)))
+                _bump(s)
+        return found
+
+    def delete_embeddings(self, model_version: str) -> int:
+        with self._sessions.begin() as s:
+            n = s.execute(delete(Embedding).where(Embedding.model_version == model_version))
+            _bump(s)
+            return int(getattr(n, "rowcount", 0) or 0)
+
+
+def _bump(s: Session) -> None:
+    row = s.get(State, _GENERATION)
+    if row is None:
+        s.add(State(key=_GENERATION, value="1"))
+    else:
+        row.value = str(int(row.value) + 1)
+
+
+def _set_state(s: Session, key: str, value: str) -> None:
+    row = s.get(State, key)
+    if row is None:
+        s.add(State(key=key, value=value))
+    else:
+        row.value = value
+
+
+def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
