@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file catalog.db in the home folder"
     )
-    sample_catalog: Path = Field(
-        Path("../shared/datasets/fashion-products-dev"), description="Catalog used by `make demo`"
+    model_cache: Path | None = Field(
+        None, description="Folder for exported ONNX models; default: models/ in the home folder"
     )
 
     # Embedding model. The defaults were chosen with `lookalike evaluate` (docs/evaluation.md).
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     @property
     def model_dir(self) -> Path:
-        return self.home / "models"
+        return self.model_cache or self.home / "models"
 
     @property
     def onnx_threads(self) -> int:

@@ -78,7 +78,8 @@ def leave_one_out(
         top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
         order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
         ranked = np.take_along_axis(top, order, axis=1)
-        for row, ranking in zip(rows, ranked, strict=True):
+        for local, (row, ranking) in enumerate(zip(rows, ranked, strict=True)):
+            ranking = ranking[np.isfinite(sims[local, ranking])]  # drop excluded items
             results.append(_score(int(row), ranking, cat_ids, counts, dup_ids, cats, color_arr))
     scored = [r for r in results if not np.isnan(r.map_at_r)]
     by_cat: dict[str, list[QueryResult]] = defaultdict(list)
@@ -110,7 +111,7 @@ def _score(
     same_dup = (dup_ids == dup_ids[row]) & (cat_ids == own)
     r = int(counts[own] - same_dup.sum())
     rel = cat_ids[ranking] == own
-    precision = {k: float(rel[:k].mean()) for k in KS}
+    precision = {k: float(rel[:k].sum()) / k for k in KS}
     if r > 0:
         hits = rel[:r]
         cum = np.cumsum(hits)

@@ -1,0 +1,116 @@
+"""Shared fixtures: settings on a temporary home, the dev data slice, databases."""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lookalike.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = (
+    Path(os.environ.get("LOOKALIKE_DATASETS", REPO.parent / "shared" / "datasets"))
+    / "fashion-products-dev"
+)
+SLICE_SIZE = 200
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOOKALIKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX export for the whole test session."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_cache: Path) -> Settings:
+    return Settings(home=tmp_path / "home", model_cache=model_cache, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Path:
+    if not (DATASET / "labels.csv").exists():
+        pytest.skip(
+            f"dev data set not found at {DATASET} (set LOOKALIKE_DATASETS to the folder "
+            "holding fashion-products-dev)"
+        )
+    return DATASET
+
+
+@pytest.fixture(scope="session")
+def dataset_rows(dataset: Path) -> list[dict[str, str]]:
+    with (dataset / "labels.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    # Every 14th row: a slice spread over the whole set (many categories), not its head.
+    return rows[:: max(1, len(rows) // SLICE_SIZE)][:SLICE_SIZE]
+
+
+@pytest.fixture
+def slice_catalog(tmp_path: Path, dataset: Path, dataset_rows: list[dict[str, str]]) -> Path:
+    """A CSV catalog of the 200-image slice; images stay in the shared folder."""
+    path = tmp_path / "catalog.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sku", "image", "title", "category", "price", "currency", "color"])
+        for i, r in enumerate(dataset_rows):
+            w.writerow(
+                [r["id"], dataset / r["file"], r["title"], r["category"], 10 + i, "EUR", r["color"]]
+            )
+    return path
+
+
+def _postgres_available() -> bool:
+    import sqlalchemy as sa
+
+    try:
+        with sa.create_engine(POSTGRES_ADMIN_URL).connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for the session (dropped afterwards)."""
+    import sqlalchemy as sa
+
+    if not _postgres_available():
+        if os.environ.get("LOOKALIKE_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
+    name = f"lookalike_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs on SQLite and on PostgreSQL (a fresh schema per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.index.vector_index import INDEX_FILE, VectorIndex, suggested_nlist
+
+
+def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Unit vectors around 50 centres: structured like real embeddings, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(50, dim))
+    x = centres[rng.integers(0, 50, n)] + 0.5 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(params=["flat", "ivf"])
+def built(request: pytest.FixtureRequest) -> tuple[VectorIndex, np.ndarray, np.ndarray]:
+    x = _clustered(5000)
+    ids = np.arange(5000, dtype=np.int64) * 10 + 3  # ids are product ids, not positions
+    return VectorIndex.build(ids, x, "m1", kind=request.param), ids, x
+
+
+def test_nearest_is_self_and_scores_sorted(
+    built: tuple[VectorIndex, np.ndarray, np.ndarray],
+) -> None:
+    index, ids, x = built
+    scores, found = index.search(x[:20], 5)
+    assert (found[:, 0] == ids[:20]).all()
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+def test_ivf_recall_reaches_target() -> None:
+    x = _clustered(20000)
+    ids = np.arange(20000, dtype=np.int64)
+    index = VectorIndex.build(ids, x, "m1", exact_max=1000, target_recall=0.95)
+    assert index.manifest.kind == "ivf"
+    assert index.manifest.nlist == suggested_nlist(20000)
+    assert index.measure_recall(x, ids) >= 0.95
+    assert index.manifest.nprobe < index.manifest.nlist  # it is really approximate
+
+
+def test_filter_returns_k_allowed_when_they_exist(
+    built: tuple[VectorIndex, np.ndarray, np.ndarray],
+) -> None:
+    index, ids, x = built
+    allowed = ids[4000:4012]  # far from the query in id space and maybe in vector space
+    _, found = index.search(x[:1], 10, allowed)
+    assert set(found[0].tolist()) <= set(allowed.tolist())
+    assert (found[0] >= 0).sum() == 10
+
+
+def test_add_remove_without_rebuild(built: tuple[VectorIndex, np.ndarray, np.ndarray]) -> None:
+    index, ids, x = built
+    n = len(index)
+    assert index.remove(ids[:3]) == 3
+    assert len(index) == n - 3 and ids[0] not in index
+    _, found = index.search(x[:1], 5)
+    assert ids[0] not in found[0]
+    index.add(np.array([999_999]), x[:1])
+    _, found = index.search(x[:1], 1)
+    assert found[0, 0] == 999_999
+    index.add(np.array([999_999]), x[1:2])  # re-adding replaces, never duplicates
+    assert len(index) == n - 3 + 1
+
+
+def test_save_load_round_trip(
+    built: tuple[VectorIndex, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    index, ids, x = built
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+    assert loaded.manifest == index.manifest
+    assert len(loaded) == len(index) and int(ids[7]) in loaded
+    assert (loaded.search(x[:3], 4)[1] == index.search(x[:3], 4)[1]).all()
+
+
+def test_corrupt_index_file_is_detected(tmp_path: Path) -> None:
+    x = _clustered(100)
+    VectorIndex.build(np.arange(100), x, "m1").save(tmp_path)
+    data = bytearray((tmp_path / INDEX_FILE).read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / INDEX_FILE).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        VectorIndex.load(tmp_path)
+
+
+def test_empty_index_searches_to_nothing() -> None:
+    index = VectorIndex.build(np.empty(0, np.int64), np.empty((0, 16), np.float32), "m1", dim=16)
+    _, found = index.search(np.ones((1, 16), np.float32), 5)
+    assert (found < 0).all()

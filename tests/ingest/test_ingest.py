@@ -1,0 +1,140 @@
+"""Ingest on a 200-image slice of the dev set: idempotence, failures, interruption."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import read_catalog
+
+pytestmark = pytest.mark.dataset
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, settings: Settings) -> Engine:
+    if request.param == "postgresql":
+        settings = settings.model_copy(
+            update={"database_url": request.getfixturevalue("database_url_pg")}
+        )
+    e = Engine(settings)
+    yield e  # type: ignore[misc]
+    e.close()
+
+
+@pytest.fixture
+def database_url_pg(postgres_url: str) -> str:
+    return postgres_url
+
+
+def test_ingest_is_idempotent_and_tracks_changes(engine: Engine, slice_catalog: Path) -> None:
+    first = engine.ingest(read_catalog(slice_catalog).records)
+    assert (first.added, first.updated, first.failed) == (200, 0, [])
+    assert len(engine.index) == 200
+    again = engine.ingest(read_catalog(slice_catalog).records)
+    assert (again.added, again.updated, again.unchanged, again.embedded) == (0, 0, 200, 0)
+
+    rows = _rows(slice_catalog)
+    rows[0]["title"] = "Renamed product"  # metadata only: no re-embedding
+    rows[1]["image"] = rows[2]["image"]  # new image: re-embedded
+    _write(slice_catalog, rows)
+    changed = engine.ingest(read_catalog(slice_catalog).records)
+    assert (changed.updated, changed.unchanged, changed.embedded) == (2, 198, 1)
+    assert engine.store.get(rows[0]["sku"]).title == "Renamed product"  # type: ignore[union-attr]
+    assert engine.check_index()["consistent"]
+    engine.delete([r["sku"] for r in rows])  # leave the shared PostgreSQL database empty
+
+
+def test_bad_files_fail_alone_with_reasons(
+    settings: Settings, slice_catalog: Path, tmp_path: Path
+) -> None:
+    rows = _rows(slice_catalog)[:20]
+    (tmp_path / "text.jpg").write_text("this is not a photo")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    good = Path(rows[0]["image"]).read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    for sku, name in (
+        ("bad-text", "text.jpg"),
+        ("bad-empty", "empty.jpg"),
+        ("bad-trunc", "truncated.jpg"),
+        ("bad-missing", "missing.jpg"),
+    ):
+        rows.append({**rows[0], "sku": sku, "image": str(tmp_path / name)})
+    _write(slice_catalog, rows)
+    engine = Engine(settings)
+    summary = engine.ingest(read_catalog(slice_catalog).records)
+    assert summary.added == 20
+    reasons = {f.sku: f.reason for f in summary.failed}
+    assert set(reasons) == {"bad-text", "bad-empty", "bad-trunc", "bad-missing"}
+    assert "not a recognised image" in reasons["bad-text"]
+    assert "empty" in reasons["bad-empty"]
+    assert "not found" in reasons["bad-missing"]
+    assert engine.store.get("bad-text") is None
+    engine.close()
+
+
+def test_interrupted_ingest_keeps_whole_products_and_heals_the_index(
+    settings: Settings, slice_catalog: Path
+) -> None:
+    records = read_catalog(slice_catalog).records
+    settings = settings.model_copy(update={"batch_size": 8})
+    engine = Engine(settings)
+    seen = 0
+
+    def killer(n: int) -> None:
+        nonlocal seen
+        seen += n
+        if seen >= 60:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.ingest(records, killer)
+    stored = engine.store.stats()
+    # Every product in the database has its vector: nothing half-written.
+    assert stored["products"] == stored["embeddings"][engine.model_config.version] > 0
+    engine.close()
+
+    fresh = Engine(settings)  # a new process: the index must agree with the database
+    assert len(fresh.index) == stored["products"]
+    assert fresh.check_index()["consistent"]
+    resumed = fresh.ingest(records)
+    assert resumed.added == 200 - stored["products"] and len(fresh.index) == 200
+    fresh.close()
+
+
+def test_changing_model_settings_is_refused_not_mixed(
+    settings: Settings, slice_catalog: Path
+) -> None:
+    from lookalike.errors import ModelVersionError
+
+    records = read_catalog(slice_catalog).records[:10]
+    engine = Engine(settings)
+    engine.ingest(records)
+    engine.close()
+    other = Engine(settings.model_copy(update={"preprocessing": "crop"}))
+    with pytest.raises(ModelVersionError, match="reembed"):
+        other.ingest(records)
+    # Searching still works, with the catalog's own model.
+    assert other.model_config.preprocessing == "trim"
+    assert other.similar(records[0].sku, k=3)
+    summary = other.reembed()
+    assert summary.embedded == 10
+    assert other.store.active_model_version() == other.model_config.version
+    assert other.model_config.preprocessing == "crop"
+    assert list(other.store.stats()["embeddings"]) == [other.model_config.version]
+    other.close()

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lookalike.errors import CatalogFileError
+from lookalike.ingest.readers import read_catalog
+
+
+def test_csv_with_all_fields_and_extra_metadata(tmp_path: Path) -> None:
+    (tmp_path / "cat.csv").write_text(
+        "sku,image,title,category,price,currency,url,color\n"
+        'A1,img/a.jpg,Red shoe,Shoes,"1,299.50",EUR,https://shop/a,Red\n'
+        "B2,/abs/b.png,,Bags,,,,\n"
+    )
+    read = read_catalog(tmp_path / "cat.csv")
+    assert not read.errors
+    a, b = read.records
+    assert a.sku == "A1" and a.image == tmp_path / "img/a.jpg"  # relative to the CSV
+    assert a.price == 1299.5 and a.currency == "EUR" and a.attributes == {"color": "Red"}
+    assert b.image == Path("/abs/b.png") and b.title is None and b.price is None
+
+
+def test_csv_column_aliases(tmp_path: Path) -> None:
+    (tmp_path / "labels.csv").write_text("id,file,category\n7,images/7.jpg,Watches\n")
+    (rec,) = read_catalog(tmp_path / "labels.csv").records
+    assert rec.sku == "7" and rec.category == "Watches"
+
+
+def test_csv_missing_required_column_names_it(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("sku,title\nA,x\n")
+    with pytest.raises(
+        CatalogFileError, match=r"missing required column 'image'.*found: sku, title"
+    ):
+        read_catalog(tmp_path / "bad.csv")
+
+
+def test_bad_rows_are_reported_with_their_line_and_skipped(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text(
+        "sku,image,price\nA,a.jpg,12\n,b.jpg,1\nC,c.jpg,cheap\nA,d.jpg,3\nE,https://x/e.jpg,1\n"
+    )
+    read = read_catalog(tmp_path / "c.csv")
+    assert [r.sku for r in read.records] == ["A"]
+    reasons = {e.source.rsplit(":", 1)[1]: e.reason for e in read.errors}
+    assert "empty 'sku'" in reasons["3"]
+    assert "not a number" in reasons["4"]
+    assert "duplicate SKU" in reasons["5"]
+    assert "URLs" in reasons["6"]
+
+
+def test_jsonl_with_a_broken_line(tmp_path: Path) -> None:
+    lines = [json.dumps({"sku": "A", "image": "a.jpg", "price": 5, "tags": ["x"]}), "{oops", ""]
+    (tmp_path / "c.jsonl").write_text("\n".join(lines))
+    read = read_catalog(tmp_path / "c.jsonl")
+    assert [r.sku for r in read.records] == ["A"]
+    assert read.records[0].attributes == {"tags": ["x"]}
+    assert read.errors[0].source.endswith(":2") and "invalid JSON" in read.errors[0].reason
+
+
+def test_folder_categories_and_skus(tmp_path: Path) -> None:
+    for rel in (
+        "Shoes/red.jpg",
+        "Shoes/sub/blue.png",
+        "loose.webp",
+        "Bags/notes.txt",
+        ".hidden/x.jpg",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    records = {r.sku: r for r in read_catalog(tmp_path).records}
+    assert set(records) == {"Shoes/red", "Shoes/sub/blue", "loose"}
+    assert records["Shoes/sub/blue"].category == "Shoes"
+    assert records["loose"].category is None
+
+
+def test_missing_or_unknown_catalog(tmp_path: Path) -> None:
+    with pytest.raises(CatalogFileError, match="no such file"):
+        read_catalog(tmp_path / "nope.csv")
+    (tmp_path / "c.xlsx").write_bytes(b"")
+    with pytest.raises(CatalogFileError, match="unknown catalog type"):
+        read_catalog(tmp_path / "c.xlsx")

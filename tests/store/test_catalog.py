@@ -1,0 +1,113 @@
+"""CatalogStore on SQLite and PostgreSQL (every test runs on both)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.store import CatalogStore, ProductData
+
+
+@pytest.fixture
+def store(database_url: str) -> CatalogStore:
+    s = CatalogStore(database_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def _p(sku: str, sha: str = "a" * 64, **kw: object) -> ProductData:
+    return ProductData(sku=sku, image_path=f"/img/{sku}.jpg", image_sha256=sha, **kw)  # type: ignore[arg-type]
+
+
+def _v(seed: int, dim: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+
+
+def test_insert_read_back(store: CatalogStore) -> None:
+    ids = store.upsert(
+        [
+            (
+                _p(
+                    "s1",
+                    title="Red shoe",
+                    category="Shoes",
+                    price=19.5,
+                    attributes={"color": "Red"},
+                ),
+                _v(1),
+            ),
+            (_p("s2", "b" * 64, category="Bags"), _v(2)),
+        ],
+        "m1",
+    )
+    assert len(set(ids)) == 2
+    got = store.get("s1")
+    assert got is not None and got.title == "Red shoe" and got.price == 19.5
+    assert got.attributes == {"color": "Red"}
+    vec = store.vector(ids[0], "m1")
+    assert vec is not None and np.allclose(vec, _v(1))
+    assert store.vector(ids[0], "other-model") is None
+    assert set(store.embedding_ids("m1").tolist()) == set(ids)
+
+
+def test_update_keeps_id_and_new_image_drops_old_model_vectors(store: CatalogStore) -> None:
+    (pid,) = store.upsert([(_p("s1"), _v(1))], "m1")
+    store.upsert([(_p("s1"), _v(3))], "m2")
+    assert store.vector(pid, "m1") is not None  # same image: both versions kept
+    (pid2,) = store.upsert([(_p("s1", "c" * 64, title="new"), _v(4))], "m2")
+    assert pid2 == pid
+    assert store.vector(pid, "m1") is None  # stale: describes the old image
+    assert np.allclose(store.vector(pid, "m2"), _v(4))  # type: ignore[arg-type]
+    assert store.embedded(["s1"], "m2")["s1"].image_sha256 == "c" * 64
+
+
+def test_metadata_only_update_keeps_vector(store: CatalogStore) -> None:
+    (pid,) = store.upsert([(_p("s1", title="old"), _v(1))], "m1")
+    store.upsert([(_p("s1", title="new"), None)], "m1")
+    assert store.get("s1").title == "new"  # type: ignore[union-attr]
+    assert store.vector(pid, "m1") is not None
+
+
+def test_delete_cascades_and_reports_missing(store: CatalogStore) -> None:
+    ids = store.upsert([(_p("s1"), _v(1)), (_p("s2"), _v(2))], "m1")
+    assert store.delete(["s1", "nope"]) == {"s1": ids[0]}
+    assert store.get("s1") is None
+    assert store.embedding_ids("m1").tolist() == [ids[1]]
+
+
+def test_filters(store: CatalogStore) -> None:
+    ids = store.upsert(
+        [
+            (_p("a", category="Shoes", price=10), _v(1)),
+            (_p("b", category="Shoes", price=50), _v(2)),
+            (_p("c", category="Bags", price=30), _v(3)),
+        ],
+        "m1",
+    )
+    assert set(store.filter_ids(category="Shoes").tolist()) == {ids[0], ids[1]}
+    assert set(store.filter_ids(min_price=20).tolist()) == {ids[1], ids[2]}
+    assert set(store.filter_ids(category="Shoes", max_price=20).tolist()) == {ids[0]}
+
+
+def test_generation_counts_writes_and_active_model(store: CatalogStore) -> None:
+    g0 = store.generation()
+    store.upsert([(_p("s1"), _v(1))], "m1")
+    store.set_active_model_version("m1")
+    assert store.generation() == g0 + 2
+    assert store.active_model_version() == "m1"
+
+
+def test_iter_vectors_in_chunks(store: CatalogStore) -> None:
+    ids = store.upsert([(_p(f"s{i}", f"{i:064d}"), _v(i)) for i in range(25)], "m1")
+    chunks = list(store.iter_vectors("m1", chunk=10))
+    assert [len(c[0]) for c in chunks] == [10, 10, 5]
+    assert np.concatenate([c[0] for c in chunks]).tolist() == sorted(ids)
+    assert chunks[0][1].shape == (10, 8)
+
+
+def test_stats(store: CatalogStore) -> None:
+    store.upsert([(_p("a", category="Shoes"), _v(1)), (_p("b", category="Shoes"), _v(2))], "m1")
+    stats = store.stats()
+    assert stats["products"] == 2
+    assert stats["categories"] == {"Shoes": 2}
+    assert stats["embeddings"] == {"m1": 2}

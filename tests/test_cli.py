@@ -1,0 +1,73 @@
+"""The command line, end to end, on the 200-image slice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lookalike.cli import app
+
+pytestmark = pytest.mark.dataset
+
+
+@pytest.fixture
+def run(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LOOKALIKE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOOKALIKE_MODEL_CACHE", str(model_cache))
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("ingest", str(slice_catalog))
+    assert code == 0, out
+    assert "added" in out and "200" in out
+
+    query = dataset / dataset_rows[3]["file"]
+    code, out = run(
+        "search", str(query), str(dataset / dataset_rows[4]["file"]), "-k", "4", "--json"
+    )
+    assert code == 0, out
+    docs = [json.loads(line) for line in out.strip().splitlines()]
+    assert [d["query"] for d in docs] == [str(query), str(dataset / dataset_rows[4]["file"])]
+    assert docs[0]["results"][0]["sku"] == dataset_rows[3]["id"]
+    assert set(docs[0]["results"][0]) >= {"sku", "score", "title", "category", "image"}
+
+    code, out = run("similar", dataset_rows[3]["id"], "-k", "3", "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 3
+
+    code, out = run("delete", dataset_rows[3]["id"], "nope")
+    assert code == 1 and "deleted 1" in out and "not found" in out
+
+    code, out = run("index", "check", "--json")
+    assert code == 0, out
+    check = json.loads(out)
+    assert check["consistent"] and check["index_count"] == 199
+
+    code, out = run("index", "rebuild", "--kind", "ivf")
+    assert code == 0 and "ivf" in out
+
+    code, out = run("stats", "--json")
+    assert code == 0 and json.loads(out)["products"] == 199
+
+    code, out = run("evaluate", "--report-dir", str(tmp_path / "rep"))
+    assert code == 0, out
+    assert (tmp_path / "rep" / "report.md").exists()
+
+
+def test_errors_are_plain_messages(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "bad.csv").write_text("name\nx\n")
+    code, out = run("ingest", str(tmp_path / "bad.csv"))
+    assert code == 1 and "missing required column 'sku'" in out and "Traceback" not in out
+    code, out = run("similar", "nope")
+    assert code == 1 and "no product with SKU 'nope'" in out
+    code, out = run("search", str(tmp_path / "missing.jpg"))
+    assert code == 1 and "file not found" in out
