@@ -34,8 +34,8 @@ def test_onnx_session_matches_pytorch(settings: Settings) -> None:
     config = EmbedderConfig("crop", "gap", 0.0)
     onnx = create_embedder(settings, config)
     torch_eager = TorchEmbedder(config)
-    squares = [onnx.prepare(_img(a)) for a in (skdata.chelsea(), skdata.coffee())]
-    a, b = onnx.embed_squares(squares), torch_eager.embed_squares(squares)
+    prepared = [onnx.prepare(_img(a)) for a in (skdata.chelsea(), skdata.coffee())]
+    a, b = onnx.embed_prepared(prepared), torch_eager.embed_prepared(prepared)
     assert a.shape == (2, 1280)
     assert np.allclose(a, b, atol=1e-4)
 

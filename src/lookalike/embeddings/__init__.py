@@ -1,6 +1,12 @@
 """From pictures to embedding vectors."""
 
-from lookalike.embeddings.embedder import Embedder, EmbedderConfig, OnnxEmbedder, create_embedder
+from lookalike.embeddings.embedder import (
+    Embedder,
+    EmbedderConfig,
+    OnnxEmbedder,
+    PreparedImage,
+    create_embedder,
+)
 from lookalike.embeddings.pipeline import EmbedResult, embed_stream
 
 __all__ = [
@@ -8,6 +14,7 @@ __all__ = [
     "Embedder",
     "EmbedderConfig",
     "OnnxEmbedder",
+    "PreparedImage",
     "create_embedder",
     "embed_stream",
 ]

@@ -10,37 +10,38 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lookalike.images.preprocess import background_mask
+
 HUE_BINS = 12
 SAT_BINS = 2
 VAL_BINS = 2
 GRAY_BINS = 4
 DIM = HUE_BINS * SAT_BINS * VAL_BINS + GRAY_BINS
+SIDE = 112  # a histogram needs no more detail than this; 4x fewer pixels than 224
 
-_BACKGROUND_MIN = 236  # all channels at or above: white studio background
-_CHROMA_MIN = 0.20 * 255  # below this saturation or value, a pixel counts as a gray
+_CHROMA_MIN = 51  # 20% of 255: below this saturation or value a pixel counts as a gray
+_levels = np.arange(256)
+# OpenCV hue is 0..179; shift half a bin so pure red is not split across the wrap.
+_HUE = (((_levels + 180 // HUE_BINS // 2) * HUE_BINS // 180) % HUE_BINS).astype(np.int16)
+_SAT = np.clip((_levels - _CHROMA_MIN) * SAT_BINS // (256 - _CHROMA_MIN), 0, SAT_BINS - 1)
+_VAL = np.clip((_levels - _CHROMA_MIN) * VAL_BINS // (256 - _CHROMA_MIN), 0, VAL_BINS - 1)
+_GRAY = HUE_BINS * SAT_BINS * VAL_BINS + np.minimum(_levels * GRAY_BINS // 256, GRAY_BINS - 1)
+_CHROMATIC = _levels >= _CHROMA_MIN
 
 
 def color_descriptor(square: np.ndarray) -> np.ndarray:
     """Histogram of an HxWx3 uint8 RGB image, as the square root of its frequencies
     (Hellinger mapping: the dot product of two descriptors is their Bhattacharyya
     coefficient, and the vector has unit length)."""
-    pixels = square.reshape(-1, 3)
-    foreground = ~np.all(pixels >= _BACKGROUND_MIN, axis=1)
-    if foreground.sum() < 0.02 * len(pixels):  # all-white product: use every pixel
+    if square.shape[0] > SIDE:
+        square = cv2.resize(square, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    foreground = background_mask(square).reshape(-1) == 0
+    if foreground.sum() < 0.02 * foreground.size:  # all-white product: use every pixel
         foreground[:] = True
-    hsv = cv2.cvtColor(square, cv2.COLOR_RGB2HSV).reshape(-1, 3)[foreground].astype(np.int32)
+    hsv = cv2.cvtColor(square, cv2.COLOR_RGB2HSV).reshape(-1, 3)[foreground]
     h, s, v = hsv[:, 0], hsv[:, 1], hsv[:, 2]
-    chromatic = (s >= _CHROMA_MIN) & (v >= _CHROMA_MIN)
-    # OpenCV hue is 0..179; shift half a bin so pure red is not split across the wrap.
-    half = 180 // HUE_BINS // 2
-    hue_bin = ((h + half) * HUE_BINS // 180) % HUE_BINS
-    sat_bin = np.minimum((s - _CHROMA_MIN) * SAT_BINS // (256 - _CHROMA_MIN), SAT_BINS - 1)
-    val_bin = np.minimum((v - _CHROMA_MIN) * VAL_BINS // (256 - _CHROMA_MIN), VAL_BINS - 1)
-    color_idx = (hue_bin * SAT_BINS + sat_bin.astype(np.int32)) * VAL_BINS + val_bin.astype(
-        np.int32
-    )
-    gray_idx = HUE_BINS * SAT_BINS * VAL_BINS + np.minimum(v * GRAY_BINS // 256, GRAY_BINS - 1)
-    idx = np.where(chromatic, color_idx, gray_idx)
+    color_idx = (_HUE[h] * SAT_BINS + _SAT[s]) * VAL_BINS + _VAL[v]
+    idx = np.where(_CHROMATIC[s] & _CHROMATIC[v], color_idx, _GRAY[v])
     hist = np.bincount(idx, minlength=DIM).astype(np.float32)
     hist /= max(float(hist.sum()), 1.0)
     out: np.ndarray = np.sqrt(hist)

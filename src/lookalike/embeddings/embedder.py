@@ -87,27 +87,41 @@ class Embedder(ABC):
     def dim(self) -> int:
         return self.config.dim
 
-    def prepare(self, image: LoadedImage) -> np.ndarray:
-        """The model-sized square of one picture (safe to call from worker threads)."""
-        return to_square(image.pixels, self.config.preprocessing)
+    def prepare(self, image: LoadedImage) -> PreparedImage:
+        """All per-image work before the model: geometry, scaling, colour histogram.
+        Safe to call from worker threads, so it overlaps with inference."""
+        square = to_square(image.pixels, self.config.preprocessing)
+        return PreparedImage(
+            model_input([square])[0] if self.config.uses_cnn else None,
+            color.color_descriptor(square) if self.config.color_weight > 0 else None,
+        )
 
-    def embed_squares(self, squares: list[np.ndarray]) -> np.ndarray:
-        """Embed prepared squares as one batch: N x dim float32, rows of unit length."""
+    def embed_prepared(self, batch: list[PreparedImage]) -> np.ndarray:
+        """Embed prepared images as one batch: N x dim float32, rows of unit length."""
         w = self.config.color_weight
         parts = []
         if self.config.uses_cnn:
-            parts.append(np.sqrt(1.0 - w) * pool(self.feature_maps(squares), self.config.pooling))
+            x = np.stack([p.tensor for p in batch if p.tensor is not None])
+            parts.append(np.sqrt(1.0 - w) * pool(self.feature_maps(x), self.config.pooling))
         if w > 0:
-            parts.append(np.sqrt(w) * np.stack([color.color_descriptor(s) for s in squares]))
+            parts.append(np.sqrt(w) * np.stack([p.color for p in batch if p.color is not None]))
         return l2_normalize(np.concatenate(parts, axis=1))
 
     def embed_images(self, images: list[LoadedImage]) -> np.ndarray:
         """Embed decoded pictures as one batch."""
-        return self.embed_squares([self.prepare(img) for img in images])
+        return self.embed_prepared([self.prepare(img) for img in images])
 
     @abstractmethod
-    def feature_maps(self, squares: list[np.ndarray]) -> np.ndarray:
-        """Run the CNN trunk: N x 1280 x 7 x 7 activations."""
+    def feature_maps(self, batch: np.ndarray) -> np.ndarray:
+        """Run the CNN trunk on an N x 3 x 224 x 224 input: N x 1280 x 7 x 7 activations."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image ready for the model: its input tensor (3 x 224 x 224) and colour part."""
+
+    tensor: np.ndarray | None
+    color: np.ndarray | None
 
 
 class OnnxEmbedder(Embedder):
@@ -127,9 +141,9 @@ class OnnxEmbedder(Embedder):
                 str(model_path), opts, providers=["CPUExecutionProvider"]
             )
 
-    def feature_maps(self, squares: list[np.ndarray]) -> np.ndarray:
+    def feature_maps(self, batch: np.ndarray) -> np.ndarray:
         assert self._session is not None, "colour-only embedder has no CNN"
-        out = self._session.run(["features"], {"images": model_input(squares)})[0]
+        out = self._session.run(["features"], {"images": np.ascontiguousarray(batch)})[0]
         return np.asarray(out)
 
 
@@ -146,8 +160,8 @@ class TorchEmbedder(Embedder):
         self._device = torch.device(device)
         self.model: torch.nn.Module = FeatureMap(load_classifier()).to(self._device).eval()
 
-    def feature_maps(self, squares: list[np.ndarray]) -> np.ndarray:
-        x = self._torch.from_numpy(model_input(squares)).to(self._device)
+    def feature_maps(self, batch: np.ndarray) -> np.ndarray:
+        x = self._torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
         with self._torch.inference_mode():
             out: np.ndarray = self.model(x).cpu().numpy()
         return out

@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from lookalike.embeddings.embedder import Embedder
+from lookalike.embeddings.embedder import Embedder, PreparedImage
 from lookalike.errors import ImageError
 from lookalike.images.loader import LoadedImage
 
@@ -35,7 +35,7 @@ class _Prepared:
     sha256: str
     width: int
     height: int
-    square: np.ndarray
+    image: PreparedImage
 
 
 def embed_stream(
@@ -86,6 +86,6 @@ def embed_stream(
 
 
 def _embed_batch(embedder: Embedder, batch: list[tuple[T, _Prepared]]) -> Iterator[EmbedResult[T]]:
-    vectors = embedder.embed_squares([p.square for _, p in batch])
+    vectors = embedder.embed_prepared([p.image for _, p in batch])
     for (item, p), vec in zip(batch, vectors, strict=True):
         yield EmbedResult(item, vec, p.sha256, p.width, p.height)

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lookalike.store.models import Embedding, Product, State
+from lookalike.store.models import Embedding, Product, State, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _GENERATION = "generation"
@@ -241,40 +241,57 @@ class CatalogStore:
         """Insert or update products, each with its new vector (``None`` keeps the stored
         vectors), in one transaction. A new image drops vectors of other model versions,
         which no longer describe it. Returns the product ids in order."""
-        ids: list[int] = []
         with self._sessions.begin() as s:
             existing = {
                 r.sku: r
                 for chunk in _chunks([p.sku for p, _ in items], 500)
                 for r in s.scalars(select(Product).where(Product.sku.in_(chunk)))
             }
-            for data, vec in items:
+            stale: list[int] = []  # products whose image changed
+            rows: list[Product] = []
+            for data, _ in items:
                 row = existing.get(data.sku)
                 if row is None:
-                    row = Product(sku=data.sku)
+                    row = existing[data.sku] = Product(sku=data.sku)
                     s.add(row)
-                    existing[data.sku] = row
-                image_changed = row.image_sha256 != data.image_sha256
+                elif row.image_sha256 != data.image_sha256:
+                    stale.append(row.id)
                 for f in _FIELDS[1:]:
                     setattr(row, f, getattr(data, f))
                 row.attributes = dict(data.attributes)
-                s.flush()
-                if image_changed and row.id is not None:
-                    s.execute(delete(Embedding).where(Embedding.product_id == row.id))
-                if vec is not None:
-                    blob = np.ascontiguousarray(vec, dtype="<f4").tobytes()
-                    s.merge(
-                        Embedding(
-                            product_id=row.id,
-                            model_version=model_version,
-                            dim=int(vec.shape[0]),
-                            vector=blob,
-                            image_sha256=data.image_sha256,
-                        )
+                rows.append(row)
+            s.flush()  # assigns ids to new products
+            with_vector = [
+                (row.id, data, vec)
+                for row, (data, vec) in zip(rows, items, strict=True)
+                if vec is not None
+            ]
+            for chunk in _chunks(stale, 500):
+                s.execute(delete(Embedding).where(Embedding.product_id.in_(chunk)))
+            for chunk in _chunks([pid for pid, _, _ in with_vector], 500):
+                s.execute(
+                    delete(Embedding).where(
+                        Embedding.product_id.in_(chunk), Embedding.model_version == model_version
                     )
-                ids.append(row.id)
+                )
+            if with_vector:
+                now = utcnow()
+                s.execute(
+                    insert(Embedding),
+                    [
+                        {
+                            "product_id": pid,
+                            "model_version": model_version,
+                            "dim": int(vec.shape[0]),
+                            "vector": np.ascontiguousarray(vec, dtype="<f4").tobytes(),
+                            "image_sha256": data.image_sha256,
+                            "created_at": now,
+                        }
+                        for pid, data, vec in with_vector
+                    ],
+                )
             _bump(s)
-        return ids
+            return [row.id for row in rows]
 
     def delete(self, skus: Sequence[str]) -> dict[str, int]:
         """Delete products (and their embeddings). Returns sku -> id of those that existed."""
