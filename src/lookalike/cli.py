@@ -222,7 +222,9 @@ def delete(skus: list[str] = typer.Argument(..., help="SKUs to delete.")) -> Non
 
 @index_app.command("rebuild")
 def index_rebuild(
-    kind: str | None = typer.Option(None, help="flat or ivf; default: chosen by catalog size"),
+    kind: str | None = typer.Option(
+        None, envvar="LOOKALIKE_INDEX_KIND", help="flat or ivf; default: chosen by catalog size"
+    ),
 ) -> None:
     """Rebuild the index from the database."""
     if kind not in (None, "flat", "ivf"):
@@ -234,7 +236,7 @@ def index_rebuild(
 
 
 @index_app.command("check")
-def index_check(as_json: bool = typer.Option(False, "--json")) -> None:
+def index_check(as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON")) -> None:
     """Check that the index agrees with the database; report ANN recall."""
     with _engine() as engine:
         report = engine.check_index()
@@ -257,7 +259,7 @@ def _print_dict(title: str, data: dict[str, Any]) -> None:
 
 
 @app.command()
-def stats(as_json: bool = typer.Option(False, "--json")) -> None:
+def stats(as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON")) -> None:
     """Catalog size, categories and model versions."""
     with _engine() as engine:
         data = engine.stats()
@@ -266,14 +268,19 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command()
 def evaluate(
-    labels: Path | None = typer.Option(None, help="CSV with sku/id, category[, color]."),
+    labels: Path | None = typer.Option(
+        None, envvar="LOOKALIKE_LABELS", help="CSV with sku/id, category[, color]."
+    ),
     config: list[str] | None = typer.Option(
         None,
         "--config",
         "-c",
+        envvar="LOOKALIKE_EVAL_CONFIGS",
         help="Configurations to compare, e.g. -c trim-gap-c0.1 -c crop-gap-c0 -c colorhist",
     ),
-    folds: int = typer.Option(1, min=1, max=10, help="Also report N disjoint catalog parts."),
+    folds: int = typer.Option(
+        1, min=1, max=10, envvar="LOOKALIKE_FOLDS", help="Also report N disjoint catalog parts."
+    ),
     report_dir: Path = typer.Option(Path("reports/eval"), envvar="LOOKALIKE_REPORT_DIR"),
 ) -> None:
     """Leave-one-out retrieval quality (Precision@k, MAP@R, colour match) with a report."""

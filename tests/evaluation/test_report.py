@@ -33,5 +33,6 @@ def test_report_compares_configs_with_grid(
     assert len(saved["configs"]["colorhist"]["folds"]) == 2
     md = (out / "report.md").read_text()
     assert ("| trim-gap-c0.1 |" in md and "MAP" not in md) or "map@r" in md
+    assert Image.open(out / "metrics.png").width >= 480
     grid = Image.open(out / report["configs"]["trim-gap-c0.1"]["grid"])
     assert grid.width > 500 and grid.height > 500

@@ -102,6 +102,7 @@ def evaluate(
         draw_grid(result, labeled, grid)
         entry["grid"] = grid.name
         report["configs"][name] = entry
+    draw_comparison(report, out_dir / "metrics.png")
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     (out_dir / "report.md").write_text(markdown(report))
     return report
@@ -167,6 +168,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['products']} labeled products in {report['categories']} categories, "
         f"leave-one-out, relevant = same category. Created {report['created']}.",
         "",
+        "![metrics per configuration](metrics.png)",
+        "",
         "| config | " + " | ".join(cols) + " |",
         "|---|" + "---|" * len(cols),
     ]
@@ -229,3 +232,45 @@ def _thumb(path: str) -> Image.Image:
             return ImageOps.pad(im.convert("RGB"), (THUMB, THUMB), color="white")
     except OSError:
         return Image.new("RGB", (THUMB, THUMB), "#cccccc")
+
+
+CHART_METRICS = (
+    ("precision@1", "#3b6fd1"),
+    ("precision@10", "#5fa8e8"),
+    ("map@r", "#2e9e4f"),
+    ("color_match@10", "#e0a030"),
+)
+
+
+def draw_comparison(report: dict[str, Any], path: Path) -> None:
+    """A PNG bar chart: one group of bars per configuration, one bar per metric."""
+    configs = list(report["configs"].items())
+    bar_w, gap, group_gap = 26, 4, 40
+    group_w = len(CHART_METRICS) * (bar_w + gap) + group_gap
+    left, top, plot_h, bottom = 50, 40, 260, 70
+    width = left + group_w * len(configs) + 20
+    canvas = Image.new("RGB", (max(width, 480), top + plot_h + bottom), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=12)
+    draw.text(
+        (left, 10), f"leave-one-out on {report['products']} products", fill="black", font=font
+    )
+    for tick in range(0, 11, 2):  # y axis 0..1
+        y = top + plot_h - tick / 10 * plot_h
+        draw.line([left - 4, y, canvas.width - 10, y], fill="#e5e5e5")
+        draw.text((8, y - 7), f"{tick / 10:.1f}", fill="#555555", font=font)
+    for g, (name, entry) in enumerate(configs):
+        x0 = left + g * group_w + group_gap // 2
+        for m, (metric, colour) in enumerate(CHART_METRICS):
+            value = entry["overall"].get(metric) or 0.0
+            x = x0 + m * (bar_w + gap)
+            y = top + plot_h - value * plot_h
+            draw.rectangle([x, y, x + bar_w, top + plot_h], fill=colour)
+            draw.text((x, y - 14), f"{value:.2f}"[1:], fill="black", font=font)
+        draw.text((x0, top + plot_h + 6), name[:24], fill="black", font=font)
+    ly = top + plot_h + 30
+    for m, (metric, colour) in enumerate(CHART_METRICS):
+        lx = left + m * 120
+        draw.rectangle([lx, ly, lx + 12, ly + 12], fill=colour)
+        draw.text((lx + 16, ly - 1), metric, fill="black", font=font)
+    canvas.save(path)

@@ -1,0 +1,162 @@
+"""Search latency: photo -> top-10 on the dev catalog and at 100k products, and ANN
+search alone at 1M vectors, each with its exact-search baseline in the same run.
+
+    python benchmarks/search.py [--sizes 100000,1000000] [--queries 200]
+
+Catalogs larger than the dev set are the real dev embeddings plus synthetic vectors
+made from them: each synthetic vector is a real embedding moved part of the way towards
+one of its 20 nearest real neighbours, plus Gaussian noise, so it lies on the same
+manifold as real products (uniform random vectors would make ANN look far worse and
+exact search no different from reality, neither of which is informative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import DATASET, dev_rows, machine, percentile
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.index.vector_index import VectorIndex
+from lookalike.ingest.readers import CatalogRecord
+from lookalike.store.catalog import ProductData
+
+
+def synthetic(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors near the manifold of the ``real`` ones (see module docstring)."""
+    rng = np.random.default_rng(seed)
+    sims = real @ real.T
+    neighbours = np.argsort(-sims, axis=1)[:, 1:21]
+    std = real.std(axis=0)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    for start in range(0, n, 50_000):
+        m = min(50_000, n - start)
+        base = rng.integers(0, len(real), m)
+        other = neighbours[base, rng.integers(0, 20, m)]
+        alpha = rng.uniform(0.0, 0.5, (m, 1)).astype(np.float32)
+        v = real[base] + alpha * (real[other] - real[base])
+        v += 0.5 * std * rng.standard_normal((m, real.shape[1]), dtype=np.float32)
+        out[start : start + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def time_queries(engine: Engine, files: list[Path], k: int = 10) -> list[float]:
+    for f in files[:10]:  # warm-up: caches, lazy loads, allocator
+        engine.search_files([f], k)
+    times = []
+    for f in files:
+        start = time.perf_counter()
+        engine.search_files([f], k)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def report(label: str, times: list[float]) -> None:
+    print(f"{label:52s} p50 {percentile(times, 50):7.2f} ms   p99 {percentile(times, 99):7.2f} ms")
+
+
+def grow_catalog(engine: Engine, real: np.ndarray, size: int) -> None:
+    """Add synthetic products (with vectors) until the catalog has ``size`` products."""
+    have = engine.store.stats()["products"]
+    vectors = synthetic(real, size - have, seed=size)
+    version = engine.model_config.version
+    for start in range(0, len(vectors), 5000):
+        chunk = vectors[start : start + 5000]
+        items = [
+            (ProductData(f"syn-{start + i}", "/nonexistent.jpg", f"{start + i:064x}"), v)
+            for i, v in enumerate(chunk)
+        ]
+        engine.store.upsert(items, version)
+
+
+def ann_at_scale(real: np.ndarray, n: int, queries: int) -> None:
+    vectors = synthetic(real, n, seed=n)
+    ids = np.arange(n, dtype=np.int64)
+    start = time.perf_counter()
+    index = VectorIndex.build(ids, vectors, "bench", exact_max=0)
+    build = time.perf_counter() - start
+    rng = np.random.default_rng(7)
+    q = synthetic(real, queries, seed=99)  # fresh points, not in the index
+    truth = np.concatenate(
+        [
+            np.argsort(-(q @ vectors[s : s + 200_000].T), axis=1)[:, :10] + s
+            for s in range(0, n, 200_000)
+        ],
+        axis=1,
+    )
+    # Top 10 of the per-chunk top 10s = the exact top 10.
+    scores = np.take_along_axis(q @ vectors.T, truth, axis=1) if n <= 200_000 else None
+    if scores is None:
+        scores = np.stack([(vectors[row] @ qq) for row, qq in zip(truth, q, strict=True)])
+    exact = np.take_along_axis(truth, np.argsort(-scores, axis=1)[:, :10], axis=1)
+    times, hits = [], 0
+    for i in range(queries):
+        t = time.perf_counter()
+        _, found = index.search(q[i : i + 1], 10)
+        times.append((time.perf_counter() - t) * 1000)
+        hits += len(set(found[0].tolist()) & set(exact[i].tolist()))
+    m = index.manifest
+    report(f"{n:,} vectors, IVF{m.nlist} nprobe={m.nprobe}, search only", times)
+    print(f"{'':52s} recall@10 vs exact {hits / (10 * queries):.3f}; built in {build:.0f} s")
+    flat_times = []
+    for i in range(min(queries, 50)):
+        t = time.perf_counter()
+        _ = np.argpartition(-(vectors @ q[i]), 10)[:10]
+        flat_times.append((time.perf_counter() - t) * 1000)
+    report(f"{n:,} vectors, exact brute force (baseline)", flat_times)
+    del rng
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    rows = dev_rows()
+    files = [DATASET / r["file"] for r in rows]
+    rng = np.random.default_rng(0)
+    query_files = [files[i] for i in rng.choice(len(files), args.queries, replace=False)]
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / "home", _env_file=None)  # type: ignore[call-arg]
+        engine = Engine(settings)
+        engine.ingest(
+            [
+                CatalogRecord(r["id"], DATASET / r["file"], r["file"], category=r["category"])
+                for r in rows
+            ]
+        )
+        real = engine.index_manager.vectors()[1]
+        report(
+            f"dev catalog ({len(rows):,} products), photo -> top-10",
+            time_queries(engine, query_files),
+        )
+        for size in (s for s in sizes if s <= 200_000):
+            grow_catalog(engine, real, size)
+            engine.rebuild_index("flat")
+            report(
+                f"{size:,} products, exact flat index (baseline), photo -> top-10",
+                time_queries(engine, query_files),
+            )
+            index = engine.rebuild_index()
+            m = index.manifest
+            report(
+                f"{size:,} products, {m.kind} nlist={m.nlist} nprobe={m.nprobe}, photo -> top-10",
+                time_queries(engine, query_files),
+            )
+            print(
+                f"{'':52s} recall@10 vs exact (index check): {engine.check_index()['recall_at_10']}"
+            )
+        engine.close()
+    for size in (s for s in sizes if s > 200_000):
+        ann_at_scale(real, size, min(args.queries, 1000))
+
+
+if __name__ == "__main__":
+    main()
