@@ -38,7 +38,7 @@ index_app = typer.Typer(help="Build or check the similarity index.", no_args_is_
 app.add_typer(index_app, name="index")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line: grep-able
 _state: dict[str, Any] = {}
 
 
@@ -300,6 +300,18 @@ def evaluate(
         table.add_row(name, *("-" if o[c] is None else f"{o[c]:.3f}" for c in cols))
     out.print(table)
     err.print(f"report written to {report_dir}/report.md")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, envvar="LOOKALIKE_HOST"),
+    port: int | None = typer.Option(None, envvar="LOOKALIKE_PORT"),
+    workers: int | None = typer.Option(None, envvar="LOOKALIKE_WORKERS"),
+) -> None:
+    """Start the HTTP API (uvicorn); the model and index load once at start-up."""
+    from lookalike.api.app import serve as run_server
+
+    run_server(host, port, workers)
 
 
 @app.command()

@@ -45,6 +45,30 @@ class Settings(BaseSettings):
     )
     ann_target_recall: float = Field(0.95, gt=0.0, le=1.0)
 
+    # HTTP API.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    api_keys: str = Field("", description="Comma-separated keys that may write (Bearer)")
+    public_reads: bool = Field(True, description="Reads need no key when true")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS")
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_import_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(16, ge=1, le=256, description="Largest micro-batch of searches")
+    max_batch_wait_ms: float = Field(4.0, ge=0.0, description="How long a batch waits to fill")
+    allow_private_urls: bool = Field(
+        False, description="Let image_url reach loopback/private addresses (tests, intranets)"
+    )
+    url_timeout_s: float = Field(5.0, gt=0)
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
     @cached_property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an SQLite file inside the home folder."""

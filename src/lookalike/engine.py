@@ -22,7 +22,7 @@ from lookalike.index.vector_index import VectorIndex
 from lookalike.ingest.pipeline import ImageLimits, IngestSummary, ingest_records
 from lookalike.ingest.readers import CatalogRecord
 from lookalike.search.searcher import Filters, Searcher, SearchHit
-from lookalike.store.catalog import CatalogStore
+from lookalike.store.catalog import CatalogStore, ProductData
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,21 @@ class Engine:
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None
         self.last_sync: SyncReport | None = None
+        self._generation = self.store.generation()
+        self._dirty = False  # index changed in memory, not yet saved
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
     # ---- model and index ---------------------------------------------------------------
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._embedder is not None
+
+    @property
+    def index_size(self) -> int | None:
+        """Products in the loaded index (None when it is not loaded yet)."""
+        index = self._index
+        return None if index is None else len(index)
 
     @property
     def model_config(self) -> EmbedderConfig:
@@ -101,7 +113,48 @@ class Engine:
                 self._index, self.last_sync = self.index_manager.load()
             return self._index
 
+    def refresh_if_stale(self) -> bool:
+        """Reload the index when another process changed the catalog (several server
+        workers share one database). Returns True when a reload was scheduled."""
+        generation = self.store.generation()
+        if generation == self._generation:
+            return False
+        with self._lock:
+            if self._dirty and self._index is not None:
+                self._index.save(self.index_manager.folder)
+                self._dirty = False
+            self._index = None  # reloaded on next use: from disk if consistent, else rebuilt
+            self._generation = generation
+        return True
+
+    def flush_index(self) -> None:
+        """Save the index if single-product changes left it unsaved."""
+        with self._lock:
+            if self._dirty and self._index is not None:
+                self._index.save(self.index_manager.folder)
+                self._dirty = False
+
+    def _committed(self) -> None:
+        self._generation = self.store.generation()
+
     # ---- ingest, update, delete --------------------------------------------------------
+
+    def upsert_product(self, product: ProductData, vector: np.ndarray | None) -> ProductData:
+        """Write one product (with its new vector, or keeping its vector when ``None``);
+        effective in search at once. The index file is saved later (flush_index)."""
+        if vector is not None and self.store.active_model_version() is None:
+            self.store.set_active_model_version(self.model_config.version)
+        (pid,) = self.store.upsert([(product, vector)], self.model_config.version)
+        if vector is not None:
+            with self._lock:
+                self._index = self.index_manager.apply(
+                    self.index, np.array([pid]), vector[None, :], np.empty(0, np.int64), save=False
+                )
+                self._dirty = True
+        self._committed()
+        stored = self.store.get(product.sku)
+        assert stored is not None
+        return stored
 
     def ingest(
         self, records: list[CatalogRecord], progress: Callable[[int], None] | None = None
@@ -137,15 +190,21 @@ class Engine:
         finally:
             with self._lock:
                 self._index = manager.apply(index, *_no_change(self.model_config.dim))
+                self._dirty = False
+            self._committed()
 
-    def delete(self, skus: Sequence[str]) -> dict[str, int]:
+    def delete(self, skus: Sequence[str], *, save: bool = True) -> dict[str, int]:
         """Delete products by SKU; returns those that existed (sku -> id)."""
         deleted = self.store.delete(skus)
         if deleted:
             with self._lock:
                 add_ids, add_vectors, _ = _no_change(self.model_config.dim)
                 removed = np.fromiter(deleted.values(), dtype=np.int64)
-                self._index = self.index_manager.apply(self.index, add_ids, add_vectors, removed)
+                self._index = self.index_manager.apply(
+                    self.index, add_ids, add_vectors, removed, save=save
+                )
+                self._dirty = not save
+        self._committed()
         return deleted
 
     def reembed(self, progress: Callable[[int], None] | None = None) -> IngestSummary:
@@ -254,6 +313,7 @@ class Engine:
         return out
 
     def close(self) -> None:
+        self.flush_index()
         self.store.close()
 
 

@@ -95,9 +95,12 @@ class IndexManager:
         add_ids: np.ndarray,
         add_vectors: np.ndarray,
         remove_ids: np.ndarray,
+        *,
+        save: bool = True,
     ) -> VectorIndex:
-        """Apply a committed database change to the index and save it. A catalog that
-        outgrew exact search (or shrank back) gets the other index kind by a rebuild."""
+        """Apply a committed database change to the index (and save it, unless the caller
+        saves later). A catalog that outgrew exact search (or shrank back) gets the other
+        index kind by a rebuild."""
         index.remove(remove_ids)
         index.add(add_ids, add_vectors)
         wanted = "flat" if len(index) <= self.exact_max else "ivf"
@@ -107,7 +110,8 @@ class IndexManager:
             or (wanted == "flat" and len(index) < 0.5 * self.exact_max)
         ):
             return self.rebuild()
-        index.save(self.folder)
+        if save:
+            index.save(self.folder)
         return index
 
     def check(self, index: VectorIndex) -> dict[str, Any]:

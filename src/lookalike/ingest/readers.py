@@ -32,6 +32,7 @@ class CatalogRecord:
     currency: str | None = None
     url: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    image_url: str | None = None  # set when the catalog gives an image URL (API imports)
 
 
 @dataclass(frozen=True)
@@ -47,17 +48,18 @@ class CatalogRead:
     errors: list[RowError]
 
 
-def read_catalog(path: Path) -> CatalogRead:
-    """Read a folder, ``.csv``, ``.jsonl``/``.ndjson`` or ``.json`` catalog."""
+def read_catalog(path: Path, *, allow_urls: bool = False) -> CatalogRead:
+    """Read a folder, ``.csv``, ``.jsonl``/``.ndjson`` or ``.json`` catalog. With
+    ``allow_urls`` an http(s) image becomes ``image_url`` for the caller to download."""
     if not path.exists():
         raise CatalogFileError(f"{path}: no such file or folder")
     if path.is_dir():
         return read_folder(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path)
+        return read_csv(path, allow_urls)
     if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_json(path)
+        return read_json(path, allow_urls)
     raise CatalogFileError(
         f"{path}: unknown catalog type {suffix!r} (use a folder, .csv or .jsonl)"
     )
@@ -79,7 +81,7 @@ def read_folder(root: Path) -> CatalogRead:
     return CatalogRead(records, [])
 
 
-def read_csv(path: Path) -> CatalogRead:
+def read_csv(path: Path, allow_urls: bool = False) -> CatalogRead:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -91,10 +93,10 @@ def read_csv(path: Path) -> CatalogRead:
         raise CatalogFileError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
         raise CatalogFileError(f"{path}: malformed CSV: {exc}") from None
-    return _records(path.parent, rows, sku_col, image_col)
+    return _records(path.parent, rows, sku_col, image_col, allow_urls)
 
 
-def read_json(path: Path) -> CatalogRead:
+def read_json(path: Path, allow_urls: bool = False) -> CatalogRead:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -128,7 +130,7 @@ def read_json(path: Path) -> CatalogRead:
     if not rows and errors:
         return CatalogRead([], errors)
     sku_col, image_col = _required_columns(path, keys)
-    result = _records(path.parent, rows, sku_col, image_col)
+    result = _records(path.parent, rows, sku_col, image_col, allow_urls)
     result.errors[:0] = errors
     return result
 
@@ -148,14 +150,18 @@ def _required_columns(path: Path, columns: list[str]) -> tuple[str, str]:
 
 
 def _records(
-    base: Path, rows: list[tuple[str, dict[str, Any]]], sku_col: str, image_col: str
+    base: Path,
+    rows: list[tuple[str, dict[str, Any]]],
+    sku_col: str,
+    image_col: str,
+    allow_urls: bool,
 ) -> CatalogRead:
     records: list[CatalogRecord] = []
     errors: list[RowError] = []
     seen: dict[str, str] = {}
     for source, row in rows:
         try:
-            record = _record(base, source, row, sku_col, image_col)
+            record = _record(base, source, row, sku_col, image_col, allow_urls)
         except ValueError as exc:
             sku = str(row.get(sku_col) or "").strip() or None
             errors.append(RowError(source, sku, str(exc)))
@@ -171,7 +177,12 @@ def _records(
 
 
 def _record(
-    base: Path, source: str, row: dict[str, Any], sku_col: str, image_col: str
+    base: Path,
+    source: str,
+    row: dict[str, Any],
+    sku_col: str,
+    image_col: str,
+    allow_urls: bool,
 ) -> CatalogRecord:
     values = {str(k).strip(): v for k, v in row.items() if k is not None}
     sku = _text(values.pop(sku_col, None))
@@ -180,11 +191,15 @@ def _record(
         raise ValueError(f"empty {sku_col!r}")
     if not image:
         raise ValueError(f"empty {image_col!r}")
+    image_url = None
     if "://" in image:
-        raise ValueError("image URLs are not supported yet; give a file path")
-    image_path = Path(image)
-    if not image_path.is_absolute():
-        image_path = base / image_path
+        if not allow_urls:
+            raise ValueError("image URLs are only accepted by API imports; give a file path")
+        image_url, image_path = image, base
+    else:
+        image_path = Path(image)
+        if not image_path.is_absolute():
+            image_path = base / image_path
     lowered = {k.lower(): k for k in values}
     known = {name: _text(values.pop(lowered[name])) for name in KNOWN if name in lowered}
     price = None
@@ -201,6 +216,7 @@ def _record(
         currency=known.get("currency") or None,
         url=known.get("url") or None,
         attributes=attributes,
+        image_url=image_url,
     )
 
 

@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lookalike.store.models import Embedding, Product, State, utcnow
+from lookalike.store.models import Embedding, ImportJob, Product, State, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _GENERATION = "generation"
@@ -191,6 +191,59 @@ class CatalogStore:
                 last = int(ids[-1])
                 yield ids, vecs
 
+    def list_products(
+        self,
+        category: str | None = None,
+        title_contains: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[ProductData], int]:
+        """A page of products (by id) and the total that match the filters."""
+        q = select(Product)
+        if category is not None:
+            q = q.where(Product.category == category)
+        if title_contains:
+            escaped = title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(Product.title.ilike(f"%{escaped}%", escape="\\"))
+        with self._sessions() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+            rows = s.scalars(q.order_by(Product.id).offset(offset).limit(limit))
+            return [_to_data(r) for r in rows], int(total)
+
+    def categories(self) -> list[tuple[str, int]]:
+        """Categories with their product counts, largest first."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Product.category, func.count())
+                .where(Product.category.is_not(None))
+                .group_by(Product.category)
+                .order_by(func.count().desc(), Product.category)
+            ).all()
+        return [(str(c), int(n)) for c, n in rows]
+
+    # ---- import jobs -------------------------------------------------------------------
+
+    def create_job(self, job_id: str, catalog_path: str) -> None:
+        with self._sessions.begin() as s:
+            s.add(ImportJob(id=job_id, status="queued", catalog_path=catalog_path, errors=[]))
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        with self._sessions.begin() as s:
+            job = s.get(ImportJob, job_id)
+            if job is not None:
+                for key, value in fields.items():
+                    setattr(job, key, value)
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self._sessions() as s:
+            job = s.get(ImportJob, job_id)
+            return None if job is None else _job_dict(job)
+
+    def unfinished_jobs(self) -> list[dict[str, Any]]:
+        with self._sessions() as s:
+            q = select(ImportJob).where(ImportJob.status.in_(["queued", "running"]))
+            return [_job_dict(j) for j in s.scalars(q.order_by(ImportJob.created_at))]
+
     def all_products(self) -> list[ProductData]:
         with self._sessions() as s:
             return [_to_data(r) for r in s.scalars(select(Product).order_by(Product.id))]
@@ -310,6 +363,23 @@ class CatalogStore:
             n = s.execute(delete(Embedding).where(Embedding.model_version == model_version))
             _bump(s)
             return int(getattr(n, "rowcount", 0) or 0)
+
+
+def _job_dict(job: ImportJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status,
+        "catalog_path": job.catalog_path,
+        "total": job.total or 0,
+        "processed": job.processed or 0,
+        "added": job.added or 0,
+        "updated": job.updated or 0,
+        "unchanged": job.unchanged or 0,
+        "errors": list(job.errors or []),
+        "message": job.message,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+    }
 
 
 def _bump(s: Session) -> None:

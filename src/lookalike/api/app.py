@@ -1,0 +1,120 @@
+"""The FastAPI application: ``create_app()`` for ASGI servers, ``serve()`` to run it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from lookalike import __version__
+from lookalike.api import problems
+from lookalike.api.batcher import MicroBatcher
+from lookalike.api.imports import ImportRunner
+from lookalike.api.metrics import Metrics
+from lookalike.api.routes import health, images, imports, products, search
+from lookalike.api.schemas import API_PREFIX
+from lookalike.api.services import Services, periodic_flush
+from lookalike.config import Settings, get_settings
+from lookalike.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The model and the index load once, at start-up."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await run_in_threadpool(Engine, settings)
+        # Load the model and the index now, not on the first request.
+        await run_in_threadpool(lambda: (engine.embedder, engine.index))
+        metrics = Metrics()
+        batcher = MicroBatcher(
+            lambda: engine.embedder,
+            settings.max_batch,
+            settings.max_batch_wait_ms,
+            metrics.batch_size.observe,
+        )
+        await batcher.start()
+        importer = ImportRunner(engine, settings)
+        importer.start()
+        app.state.services = Services(settings, engine, batcher, metrics, importer)
+        if not settings.api_key_list:
+            log.warning("no API key configured (LOOKALIKE_API_KEYS): writes are refused")
+        flusher = asyncio.create_task(periodic_flush(engine))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            importer.stop()
+            await batcher.stop()
+            await run_in_threadpool(engine.close)
+
+    app = FastAPI(
+        title="lookalike",
+        version=__version__,
+        description="Visual product search: find the catalog products that look alike a photo.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    problems.install(app)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.middleware("http")
+    async def limits_and_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        limit = (
+            settings.max_import_bytes + 1024 * 1024
+            if request.url.path.startswith(f"{API_PREFIX}/imports")
+            else settings.max_upload_bytes + 64 * 1024
+        )
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return problems.problem_response(request, 413, f"request body over {limit} bytes")
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        svc: Services | None = getattr(request.app.state, "services", None)
+        if svc is not None:
+            svc.metrics.latency.labels(
+                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+            ).observe(time.perf_counter() - start)
+        return response
+
+    for module in (search, products, images, imports):
+        app.include_router(module.router)
+    app.include_router(health.router)
+    return app
+
+
+def serve(host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
+    """Run the API with uvicorn (settings give the defaults)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "lookalike.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level="info",
+    )

@@ -1,0 +1,207 @@
+"""Products: browse, "more like this", and writes (API key) effective at once."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api.problems import Problem
+from lookalike.api.schemas import API_PREFIX, Category, Product, ProductPage, SearchResult
+from lookalike.api.security import require_reader, require_writer
+from lookalike.api.services import Services, services
+from lookalike.errors import ProductNotFoundError
+from lookalike.search.searcher import Filters
+from lookalike.store.catalog import ProductData
+
+router = APIRouter(prefix=API_PREFIX, tags=["products"])
+read = [Depends(require_reader)]
+
+
+@router.get("/products", response_model=ProductPage, dependencies=read)
+async def list_products(
+    svc: Annotated[Services, Depends(services)],
+    category: Annotated[str | None, Query(max_length=255)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="title contains")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 48,
+) -> ProductPage:
+    items, total = await run_in_threadpool(
+        svc.engine.store.list_products, category, q, (page - 1) * page_size, page_size
+    )
+    return ProductPage(
+        items=[Product.of(p) for p in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/categories", response_model=list[Category], dependencies=read)
+async def categories(svc: Annotated[Services, Depends(services)]) -> list[Category]:
+    rows = await run_in_threadpool(svc.engine.store.categories)
+    return [Category(name=n, count=c) for n, c in rows]
+
+
+@router.get(
+    "/products/{sku:path}/similar",
+    response_model=list[SearchResult],
+    dependencies=read,
+    responses={404: {"description": "Unknown SKU"}},
+)
+async def similar(
+    sku: str,
+    svc: Annotated[Services, Depends(services)],
+    k: Annotated[int, Query(ge=1, le=100)] = 12,
+    category: Annotated[str | None, Query(max_length=255)] = None,
+) -> list[SearchResult]:
+    await run_in_threadpool(svc.engine.refresh_if_stale)
+    hits = await run_in_threadpool(svc.engine.similar, sku, k, Filters(category))
+    svc.metrics.searches.labels("similar").inc()
+    return [SearchResult.of(h) for h in hits]
+
+
+@router.get(
+    "/products/{sku:path}",
+    response_model=Product,
+    dependencies=read,
+    responses={404: {"description": "Unknown SKU"}},
+)
+async def get_product(sku: str, svc: Annotated[Services, Depends(services)]) -> Product:
+    product = await run_in_threadpool(svc.engine.store.get, sku)
+    if product is None:
+        raise ProductNotFoundError(sku)
+    return Product.of(product)
+
+
+def _metadata(text: str | None) -> dict[str, Any] | None:
+    if text is None or text == "":
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Problem(422, f"metadata must be a JSON object: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise Problem(422, "metadata must be a JSON object")
+    return value
+
+
+async def _image(svc: Services, upload: UploadFile) -> tuple[Any, Any, bytes]:
+    limit = svc.settings.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise Problem(413, f"image larger than {limit} bytes")
+    image = await run_in_threadpool(svc.engine.load_query, data, upload.filename or "upload")
+    vector = await svc.embed(image)
+    return image, vector, data
+
+
+_WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    403: {"description": "Writes disabled"},
+    413: {"description": "Image too large"},
+    415: {"description": "Not an image"},
+}
+
+
+@router.post(
+    "/products",
+    response_model=Product,
+    status_code=201,
+    dependencies=[Depends(require_writer)],
+    responses={**_WRITE_RESPONSES, 409: {"description": "SKU exists"}},
+)
+async def create_product(
+    svc: Annotated[Services, Depends(services)],
+    sku: Annotated[str, Form(min_length=1, max_length=255)],
+    image: Annotated[UploadFile, File()],
+    title: Annotated[str | None, Form(max_length=2000)] = None,
+    category: Annotated[str | None, Form(max_length=255)] = None,
+    price: Annotated[float | None, Form(ge=0)] = None,
+    currency: Annotated[str | None, Form(max_length=8)] = None,
+    url: Annotated[str | None, Form(max_length=2048)] = None,
+    metadata: Annotated[str | None, Form(description="JSON object")] = None,
+) -> Product:
+    if await run_in_threadpool(svc.engine.store.get, sku) is not None:
+        raise Problem(409, f"a product with SKU {sku!r} exists; use PUT to change it")
+    attributes = _metadata(metadata) or {}
+    loaded, vector, data = await _image(svc, image)
+    path = await run_in_threadpool(svc.store_upload, loaded, data)
+    product = ProductData(
+        sku=sku,
+        image_path=str(path),
+        image_sha256=loaded.sha256,
+        title=title,
+        category=category,
+        price=price,
+        currency=currency,
+        url=url,
+        image_width=loaded.width,
+        image_height=loaded.height,
+        attributes=attributes,
+    )
+    stored = await run_in_threadpool(svc.engine.upsert_product, product, vector)
+    return Product.of(stored)
+
+
+@router.put(
+    "/products/{sku:path}",
+    response_model=Product,
+    dependencies=[Depends(require_writer)],
+    responses={**_WRITE_RESPONSES, 404: {"description": "Unknown SKU"}},
+)
+async def update_product(
+    sku: str,
+    svc: Annotated[Services, Depends(services)],
+    image: Annotated[UploadFile | None, File()] = None,
+    title: Annotated[str | None, Form(max_length=2000)] = None,
+    category: Annotated[str | None, Form(max_length=255)] = None,
+    price: Annotated[float | None, Form(ge=0)] = None,
+    currency: Annotated[str | None, Form(max_length=8)] = None,
+    url: Annotated[str | None, Form(max_length=2048)] = None,
+    metadata: Annotated[str | None, Form(description="JSON object")] = None,
+) -> Product:
+    """Change the given fields (others stay); a new image is re-embedded."""
+    current = await run_in_threadpool(svc.engine.store.get, sku)
+    if current is None:
+        raise ProductNotFoundError(sku)
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "title": title,
+            "category": category,
+            "price": price,
+            "currency": currency,
+            "url": url,
+            "attributes": _metadata(metadata),
+        }.items()
+        if v is not None
+    }
+    vector = None
+    if image is not None and (image.filename or image.size):
+        loaded, vector, data = await _image(svc, image)
+        path = await run_in_threadpool(svc.store_upload, loaded, data)
+        changes.update(
+            image_path=str(path),
+            image_sha256=loaded.sha256,
+            image_width=loaded.width,
+            image_height=loaded.height,
+        )
+    updated = ProductData(**{**current.__dict__, **changes})
+    stored = await run_in_threadpool(svc.engine.upsert_product, updated, vector)
+    return Product.of(stored)
+
+
+@router.delete(
+    "/products/{sku:path}",
+    status_code=204,
+    dependencies=[Depends(require_writer)],
+    responses={
+        401: {"description": "Missing or invalid API key"},
+        404: {"description": "Unknown SKU"},
+    },
+)
+async def delete_product(sku: str, svc: Annotated[Services, Depends(services)]) -> Response:
+    deleted = await run_in_threadpool(lambda: svc.engine.delete([sku], save=False))
+    if not deleted:
+        raise ProductNotFoundError(sku)
+    return Response(status_code=204)

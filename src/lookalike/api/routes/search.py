@@ -1,0 +1,170 @@
+"""POST /search: a photo in (upload, base64 or URL), similar products out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from lookalike.api.fetch import fetch_image
+from lookalike.api.problems import Problem
+from lookalike.api.schemas import API_PREFIX, Crop, SearchRequest, SearchResponse, SearchResult
+from lookalike.api.security import require_reader
+from lookalike.api.services import Services, services
+from lookalike.images.loader import LoadedImage
+from lookalike.search.searcher import Filters
+
+router = APIRouter(prefix=API_PREFIX, tags=["search"], dependencies=[Depends(require_reader)])
+
+_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": "The query photo"},
+        "crop": {"type": "string", "description": "x,y,w,h in pixels", "example": "0,0,100,100"},
+        "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 12},
+        "category": {"type": "string"},
+        "min_price": {"type": "number", "minimum": 0},
+        "max_price": {"type": "number", "minimum": 0},
+    },
+}
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _FORM_SCHEMA},
+            "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    openapi_extra=_OPENAPI,
+    summary="Find the products that look most like a photo",
+    responses={
+        400: {"description": "Bad parameters or corrupt image"},
+        413: {"description": "Image too large"},
+        415: {"description": "Not an image"},
+        422: {"description": "Validation error"},
+    },
+)
+async def search(request: Request, svc: Services = Depends(services)) -> SearchResponse:
+    start = time.perf_counter()
+    params, data, source = await _read_query(request, svc)
+    lo, hi = params.min_price, params.max_price
+    if lo is not None and hi is not None and lo > hi:
+        raise Problem(400, "min_price is larger than max_price")
+    image = await run_in_threadpool(svc.engine.load_query, data, source)
+    if params.crop is not None:
+        image = _crop(image, params.crop)
+    vector = await svc.embed(image)
+    filters = Filters(params.category, params.min_price, params.max_price)
+    await run_in_threadpool(svc.engine.refresh_if_stale)
+    hits = await run_in_threadpool(svc.engine.search_vector, vector, params.k, filters)
+    svc.metrics.searches.labels("image").inc()
+    return SearchResponse(
+        results=[SearchResult.of(h) for h in hits],
+        took_ms=round((time.perf_counter() - start) * 1000, 2),
+        query={
+            "width": image.width,
+            "height": image.height,
+            "crop": params.crop.model_dump() if params.crop else None,
+            "k": params.k,
+        },
+    )
+
+
+async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, bytes, str]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = svc.settings.max_upload_bytes
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=16)
+        fields: dict[str, Any] = {
+            k: v for k, v in form.items() if isinstance(v, str) and v != "" and k != "image"
+        }
+        if "crop" in fields:
+            fields["crop"] = _parse_crop(fields["crop"])
+        params = _validate(fields)
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise Problem(422, "multipart field 'image' (a file) is required")
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise Problem(413, f"image larger than {limit} bytes")
+        return params, data, upload.filename or "upload"
+    if ctype == "application/json":
+        body = await request.body()
+        try:
+            params = SearchRequest.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise Problem(422, _pydantic_detail(exc)) from None
+        if params.image_base64:
+            return params, _decode_base64(params.image_base64, limit), "image_base64"
+        if params.image_url:
+            url = params.image_url
+            data = await run_in_threadpool(
+                lambda: fetch_image(
+                    url,
+                    max_bytes=svc.settings.max_image_bytes,
+                    timeout=svc.settings.url_timeout_s,
+                    allow_private=svc.settings.allow_private_urls,
+                )
+            )
+            return params, data, url
+        raise Problem(422, "give image_base64 or image_url (or upload a multipart 'image')")
+    raise Problem(
+        415, "send multipart/form-data with an 'image' file, or JSON with image_url/image_base64"
+    )
+
+
+def _validate(fields: dict[str, Any]) -> SearchRequest:
+    try:
+        return SearchRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise Problem(422, _pydantic_detail(exc)) from None
+
+
+def _pydantic_detail(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def _parse_crop(text: str) -> dict[str, int]:
+    try:
+        x, y, w, h = (int(float(v)) for v in text.split(","))
+    except ValueError:
+        raise Problem(400, f"crop must be 'x,y,w,h' in pixels, not {text!r}") from None
+    return {"x": x, "y": y, "w": w, "h": h}
+
+
+def _decode_base64(text: str, limit: int) -> bytes:
+    if "," in text[:100] and text.startswith("data:"):
+        text = text.split(",", 1)[1]  # a data URL
+    if len(text) > limit * 4 // 3 + 4:
+        raise Problem(413, f"image larger than {limit} bytes")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Problem(400, "image_base64 is not valid base64") from None
+
+
+def _crop(image: LoadedImage, crop: Crop) -> LoadedImage:
+    if crop.x + crop.w > image.width or crop.y + crop.h > image.height:
+        raise Problem(
+            400,
+            f"crop {crop.x},{crop.y},{crop.w},{crop.h} lies outside the "
+            f"{image.width}x{image.height} image",
+        )
+    pixels = image.pixels.crop((crop.x, crop.y, crop.x + crop.w, crop.y + crop.h))
+    return dataclasses.replace(image, pixels=pixels, width=crop.w, height=crop.h)

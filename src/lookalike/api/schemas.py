@@ -1,0 +1,106 @@
+"""Request and response models of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+
+from lookalike.search.searcher import SearchHit
+from lookalike.store.catalog import ProductData
+
+API_PREFIX = "/api/v1"
+
+
+class Product(BaseModel):
+    sku: str
+    title: str | None = None
+    category: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    url: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    image_url: str
+    thumbnail_url: str
+    image_width: int | None = None
+    image_height: int | None = None
+
+    @classmethod
+    def of(cls, p: ProductData) -> Product:
+        image = f"{API_PREFIX}/images/{quote(p.sku, safe='')}"
+        return cls(
+            sku=p.sku,
+            title=p.title,
+            category=p.category,
+            price=p.price,
+            currency=p.currency,
+            url=p.url,
+            metadata=p.attributes,
+            image_url=image,
+            thumbnail_url=f"{image}?size=thumb",
+            image_width=p.image_width,
+            image_height=p.image_height,
+        )
+
+
+class SearchResult(BaseModel):
+    score: float
+    product: Product
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> SearchResult:
+        return cls(score=round(hit.score, 5), product=Product.of(hit.product))
+
+
+class Crop(BaseModel):
+    """A region of the query photo, in pixels of the upright image."""
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    w: int = Field(gt=0)
+    h: int = Field(gt=0)
+
+
+class SearchRequest(BaseModel):
+    """JSON body of POST /search (the multipart form has the same fields)."""
+
+    image_url: str | None = Field(None, max_length=2048)
+    image_base64: str | None = None
+    crop: Crop | None = None
+    k: int = Field(12, ge=1, le=100)
+    category: str | None = Field(None, max_length=255)
+    min_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(None, ge=0)
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    took_ms: float
+    query: dict[str, Any]
+
+
+class ProductPage(BaseModel):
+    items: list[Product]
+    total: int
+    page: int
+    page_size: int
+
+
+class Category(BaseModel):
+    name: str
+    count: int
+
+
+class ImportJob(BaseModel):
+    id: str
+    status: str
+    total: int
+    processed: int
+    added: int
+    updated: int
+    unchanged: int
+    errors: list[dict[str, Any]]
+    message: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None

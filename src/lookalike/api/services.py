@@ -1,0 +1,92 @@
+"""What the API routes share: the engine, the micro-batcher, the import runner, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import Request
+from PIL import Image, ImageOps
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api.batcher import MicroBatcher
+from lookalike.api.metrics import Metrics
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.images.loader import LoadedImage
+
+THUMB_SIZE = 256
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    batcher: MicroBatcher
+    metrics: Metrics
+    importer: object  # lookalike.api.imports.ImportRunner (kept loose to avoid a cycle)
+
+    async def embed(self, image: LoadedImage) -> np.ndarray:
+        """Decode-side work on a thread, then the batched model call."""
+        prepared = await run_in_threadpool(self.engine.embedder.prepare, image)
+        return await self.batcher.embed(prepared)
+
+    def store_upload(self, image: LoadedImage, data: bytes) -> Path:
+        """Keep an uploaded image, named by its content hash (so never by the request)."""
+        folder = self.settings.home / "images" / image.sha256[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{image.sha256}.{image.format.lower()}"
+        if not path.exists():
+            _atomic_write(path, data)
+        return path.resolve()
+
+    def thumbnail(self, source: Path, sha256: str) -> Path:
+        """A cached JPEG thumbnail of a product image (made on first request)."""
+        path = self.settings.home / "thumbs" / sha256[:2] / f"{sha256}-{THUMB_SIZE}.jpg"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            from lookalike.images.loader import load_image
+
+            loaded = load_image(
+                source.read_bytes(),
+                str(source),
+                max_pixels=self.settings.max_image_pixels,
+                target_size=THUMB_SIZE * 2,
+            )
+            thumb = ImageOps.pad(
+                loaded.pixels, (THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS, color="white"
+            )
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            thumb.save(tmp, "JPEG", quality=85, optimize=True)
+            os.replace(tmp, path)
+        return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def etag_for(*parts: str) -> str:
+    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32] + '"'
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: the app's services."""
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def periodic_flush(engine: Engine, every_s: float = 30.0) -> None:
+    """Save single-product index changes now and then (the database stays the truth)."""
+    while True:
+        await asyncio.sleep(every_s)
+        await run_in_threadpool(engine.flush_index)

@@ -1,0 +1,54 @@
+"""An API app over a small real catalog (60 dev photos), shared by the API tests."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lookalike.api.app import create_app
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import read_catalog
+
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture(scope="package")
+def api_rows(dataset_rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return dataset_rows[::3][:60]
+
+
+@pytest.fixture(scope="package")
+def api_settings(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache: Path,
+    dataset: Path,
+    api_rows: list[dict[str, str]],
+) -> Settings:
+    home = tmp_path_factory.mktemp("api-home")
+    catalog = home / "catalog.csv"
+    with catalog.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sku", "image", "title", "category", "price", "currency", "color"])
+        for i, r in enumerate(api_rows):
+            w.writerow(
+                [r["id"], dataset / r["file"], r["title"], r["category"], 5 + i, "EUR", r["color"]]
+            )
+    settings = Settings(  # type: ignore[call-arg]
+        home=home, model_cache=model_cache, api_keys=API_KEY, _env_file=None
+    )
+    engine = Engine(settings)
+    engine.ingest(read_catalog(catalog).records)
+    engine.close()
+    return settings
+
+
+@pytest.fixture(scope="package")
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings)) as c:
+        yield c

@@ -1,0 +1,136 @@
+"""Browse, similar, and writes (effective in search immediately)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lookalike.api.app import create_app
+from lookalike.config import Settings
+from tests.api.conftest import AUTH
+
+pytestmark = pytest.mark.dataset
+
+
+def test_list_page_search_and_categories(client: TestClient, api_rows) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/api/v1/products", params={"page": 2, "page_size": 25}).json()
+    assert page["total"] == 60 and page["page"] == 2 and len(page["items"]) == 25
+    word = api_rows[0]["title"].split()[0]
+    found = client.get("/api/v1/products", params={"q": word.lower()}).json()
+    assert found["total"] >= 1 and all(word.lower() in p["title"].lower() for p in found["items"])
+    cats = client.get("/api/v1/categories").json()
+    assert sum(c["count"] for c in cats) == 60
+    biggest = cats[0]["name"]
+    in_cat = client.get("/api/v1/products", params={"category": biggest}).json()
+    assert in_cat["total"] == cats[0]["count"]
+
+
+def test_get_and_similar(client: TestClient, api_rows) -> None:  # type: ignore[no-untyped-def]
+    sku = api_rows[2]["id"]
+    product = client.get(f"/api/v1/products/{sku}").json()
+    assert product["sku"] == sku and product["metadata"]["color"] == api_rows[2]["color"]
+    similar = client.get(f"/api/v1/products/{sku}/similar", params={"k": 6}).json()
+    assert len(similar) == 6 and sku not in [s["product"]["sku"] for s in similar]
+    r = client.get("/api/v1/products/nope-123")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert client.get("/api/v1/products/nope-123/similar").status_code == 404
+
+
+def test_writes_need_the_key(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    photo = (dataset / api_rows[0]["file"]).read_bytes()
+    r = client.post("/api/v1/products", data={"sku": "x1"}, files={"image": ("a.jpg", photo)})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = client.post(
+        "/api/v1/products",
+        data={"sku": "x1"},
+        files={"image": ("a.jpg", photo)},
+        headers={"Authorization": "Bearer wrong"},
+    )
+    assert r.status_code == 401
+    assert client.delete(f"/api/v1/products/{api_rows[0]['id']}").status_code == 401
+
+
+def test_writes_refused_when_no_key_is_configured(api_settings: Settings) -> None:
+    settings = api_settings.model_copy(update={"api_keys": ""})
+    with TestClient(create_app(settings)) as c:
+        r = c.delete("/api/v1/products/anything", headers=AUTH)
+        assert r.status_code == 403 and "LOOKALIKE_API_KEYS" in r.json()["detail"]
+
+
+def test_create_update_delete_cycle(client: TestClient, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+    # A photo that is not in the API catalog.
+    row = dataset_rows[1]
+    photo = (dataset / row["file"]).read_bytes()
+    r = client.post(
+        "/api/v1/products",
+        data={
+            "sku": "new/sku 1",
+            "title": "Brand new",
+            "category": "Testing",
+            "price": "12.5",
+            "metadata": '{"color": "Teal"}',
+        },
+        files={"image": ("p.jpg", photo, "image/jpeg")},
+        headers=AUTH,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["metadata"] == {"color": "Teal"} and r.json()["image_width"] > 0
+    # Searchable at once, no rebuild.
+    hits = client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "1"}).json()
+    assert hits["results"][0]["product"]["sku"] == "new/sku 1"
+    dup = client.post(
+        "/api/v1/products",
+        data={"sku": "new/sku 1"},
+        files={"image": ("p.jpg", photo)},
+        headers=AUTH,
+    )
+    assert dup.status_code == 409
+
+    r = client.put(
+        "/api/v1/products/new/sku 1", data={"title": "Renamed", "price": "9"}, headers=AUTH
+    )
+    assert (
+        r.status_code == 200
+        and r.json()["title"] == "Renamed"
+        and r.json()["category"] == "Testing"
+    )
+    other = (dataset / dataset_rows[2]["file"]).read_bytes()
+    r = client.put("/api/v1/products/new/sku 1", files={"image": ("o.jpg", other)}, headers=AUTH)
+    assert r.status_code == 200
+    hits = client.post("/api/v1/search", files={"image": ("q.jpg", other)}, data={"k": "1"}).json()
+    assert hits["results"][0]["product"]["sku"] == "new/sku 1"
+    assert client.get("/api/v1/images/new%2Fsku%201").status_code == 200
+
+    assert client.delete("/api/v1/products/new/sku 1", headers=AUTH).status_code == 204
+    assert client.get("/api/v1/products/new/sku 1").status_code == 404
+    hits = client.post("/api/v1/search", files={"image": ("q.jpg", other)}, data={"k": "3"}).json()
+    assert "new/sku 1" not in [h["product"]["sku"] for h in hits["results"]]
+    assert client.delete("/api/v1/products/new/sku 1", headers=AUTH).status_code == 404
+
+
+def test_bad_write_input(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    photo = (dataset / api_rows[0]["file"]).read_bytes()
+    r = client.post(
+        "/api/v1/products",
+        data={"sku": "m1", "metadata": "[1,2]"},
+        files={"image": ("a.jpg", photo)},
+        headers=AUTH,
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/api/v1/products",
+        data={"sku": "m2"},
+        files={"image": ("a.jpg", b"GIF89a nonsense")},
+        headers=AUTH,
+    )
+    assert r.status_code in (400, 415)
+    assert client.get("/api/v1/products/m2").status_code == 404  # nothing half-written
+    r = client.post(
+        "/api/v1/products",
+        data={"sku": "m3", "price": "-4"},
+        files={"image": ("a.jpg", photo)},
+        headers=AUTH,
+    )
+    assert r.status_code == 422

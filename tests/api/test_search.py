@@ -1,0 +1,213 @@
+"""POST /api/v1/search with uploads, base64 and URLs; its errors."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import io
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from lookalike.api.app import create_app
+from lookalike.config import Settings
+
+pytestmark = pytest.mark.dataset
+
+
+def _photo(dataset: Path, row: dict[str, str]) -> bytes:
+    return (dataset / row["file"]).read_bytes()
+
+
+def test_upload_finds_the_product_itself(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    row = api_rows[4]
+    r = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", _photo(dataset, row), "image/jpeg")},
+        data={"k": "5"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["results"]) == 5 and body["took_ms"] > 0
+    first = body["results"][0]
+    assert first["product"]["sku"] == row["id"] and first["score"] > 0.99
+    assert first["product"]["thumbnail_url"].endswith("?size=thumb")
+
+
+def test_json_base64_and_filters(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    payload = {
+        "image_base64": base64.b64encode(_photo(dataset, api_rows[0])).decode(),
+        "k": 4,
+        "max_price": 20,
+    }
+    r = client.post("/api/v1/search", json=payload)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert len(results) == 4 and all(x["product"]["price"] <= 20 for x in results)
+
+
+def test_crop_box_is_applied(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    img = Image.open(dataset / api_rows[1]["file"])
+    r = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", _photo(dataset, api_rows[1]), "image/jpeg")},
+        data={"crop": f"10,20,{img.width // 2},{img.height // 2}"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["query"]["crop"] == {
+        "x": 10,
+        "y": 20,
+        "w": img.width // 2,
+        "h": img.height // 2,
+    }
+    assert r.json()["query"]["width"] == img.width // 2
+    bad = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", _photo(dataset, api_rows[1]), "image/jpeg")},
+        data={"crop": "0,0,5000,10"},
+    )
+    assert bad.status_code == 400 and "outside" in bad.json()["detail"]
+
+
+def _problem(r, status: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["detail"] and body["title"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_not_an_image_is_415_by_content_not_name(client: TestClient) -> None:
+    r = client.post(
+        "/api/v1/search", files={"image": ("shoe.jpg", b"plain text, not a photo", "image/jpeg")}
+    )
+    assert "not a recognised image" in _problem(r, 415)["detail"]
+
+
+def test_truncated_image_is_400(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    data = _photo(dataset, api_rows[2])
+    _problem(
+        client.post(
+            "/api/v1/search", files={"image": ("t.jpg", data[: len(data) // 3], "image/jpeg")}
+        ),
+        400,
+    )
+
+
+def test_decompression_bomb_is_413(client: TestClient) -> None:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        )
+
+    ihdr = (40000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+    _problem(client.post("/api/v1/search", files={"image": ("b.png", png, "image/png")}), 413)
+
+
+def test_parameter_errors(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    photo = _photo(dataset, api_rows[0])
+    _problem(client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "0"}), 422)
+    _problem(
+        client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "101"}), 422
+    )
+    _problem(client.post("/api/v1/search", data={"k": "3"}, files={"other": ("x", b"1")}), 422)
+    _problem(client.post("/api/v1/search", json={"k": 3}), 422)
+    _problem(client.post("/api/v1/search", json={"image_base64": "***"}), 400)
+    _problem(
+        client.post("/api/v1/search", content=b"raw", headers={"content-type": "text/plain"}), 415
+    )
+    r = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", photo)},
+        data={"min_price": "9", "max_price": "1"},
+    )
+    _problem(r, 400)
+
+
+def test_oversized_upload_is_413(client: TestClient, api_settings: Settings) -> None:
+    big = b"\xff" * (api_settings.max_upload_bytes + 200_000)
+    _problem(client.post("/api/v1/search", files={"image": ("big.jpg", big)}), 413)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/x.jpg",
+        "http://localhost/x.jpg",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.1/x.jpg",
+        "http://[::1]/x.jpg",
+        "file:///etc/passwd",
+        "ftp://example.com/x.jpg",
+        "http://user:pw@example.com/x.jpg",
+    ],
+)
+def test_ssrf_attempts_are_refused(client: TestClient, url: str) -> None:
+    body = _problem(client.post("/api/v1/search", json={"image_url": url}), 400)
+    assert body["code"] == "unsafe_url"
+
+
+@pytest.fixture
+def image_server(dataset: Path) -> Iterator[str]:
+    """A real HTTP server on loopback serving the dev images."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dataset))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_image_url_fetched_when_private_addresses_allowed(
+    api_settings: Settings,
+    image_server: str,
+    api_rows,  # type: ignore[no-untyped-def]
+) -> None:
+    settings = api_settings.model_copy(update={"allow_private_urls": True})
+    with TestClient(create_app(settings)) as c:
+        r = c.post(
+            "/api/v1/search", json={"image_url": f"{image_server}/{api_rows[3]['file']}", "k": 3}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["results"][0]["product"]["sku"] == api_rows[3]["id"]
+        missing = c.post("/api/v1/search", json={"image_url": f"{image_server}/nope.jpg"})
+        assert missing.status_code == 400 and "404" in missing.json()["detail"]
+
+
+def test_concurrent_searches_are_micro_batched(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [_photo(dataset, r) for r in api_rows[:16]]
+
+    def one(data: bytes) -> int:
+        return client.post(
+            "/api/v1/search", files={"image": ("q.jpg", data)}, data={"k": "1"}
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(one, photos)) == {200}
+    metrics = client.get("/metrics").text
+    sizes = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("lookalike_embedding_batch_size_count")
+    ]
+    total = float(sizes[0].split()[-1])
+    assert total < 16 + 20  # fewer model calls than requests at some point (batches > 1)
+    bucket1 = next(line for line in metrics.splitlines() if 'batch_size_bucket{le="1.0"}' in line)
+    assert float(bucket1.split()[-1]) < total  # at least one batch held more than one image
+
+
+def test_png_with_alpha_search_works(client: TestClient) -> None:
+    buf = io.BytesIO()
+    Image.new("RGBA", (120, 160), (200, 30, 30, 128)).save(buf, "PNG")
+    r = client.post("/api/v1/search", files={"image": ("a.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200 and len(r.json()["results"]) == 12
