@@ -52,6 +52,7 @@ class Engine:
         self._index: VectorIndex | None = None
         self.last_sync: SyncReport | None = None
         self._generation = self.store.generation()
+        self._active: str | None = self.store.active_model_version()
         self._dirty = False  # index changed in memory, not yet saved
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
 
@@ -70,7 +71,7 @@ class Engine:
     @property
     def model_config(self) -> EmbedderConfig:
         """The catalog's model (or, for an empty catalog, the one the settings name)."""
-        active = self.store.active_model_version()
+        active = self._active
         wanted = EmbedderConfig.from_settings(self.settings)
         if active is None or active == wanted.version:
             return wanted
@@ -125,6 +126,7 @@ class Engine:
                 self._dirty = False
             self._index = None  # reloaded on next use: from disk if consistent, else rebuilt
             self._generation = generation
+            self._active = self.store.active_model_version()
         return True
 
     def flush_index(self) -> None:
@@ -136,6 +138,7 @@ class Engine:
 
     def _committed(self) -> None:
         self._generation = self.store.generation()
+        self._active = self.store.active_model_version()
 
     # ---- ingest, update, delete --------------------------------------------------------
 
@@ -144,6 +147,7 @@ class Engine:
         effective in search at once. The index file is saved later (flush_index)."""
         if vector is not None and self.store.active_model_version() is None:
             self.store.set_active_model_version(self.model_config.version)
+            self._active = self.model_config.version
         (pid,) = self.store.upsert([(product, vector)], self.model_config.version)
         if vector is not None:
             with self._lock:
@@ -170,6 +174,7 @@ class Engine:
             )
         if active is None:
             self.store.set_active_model_version(wanted.version)
+            self._active = wanted.version
         index = self.index
         manager = self.index_manager
 
@@ -242,6 +247,7 @@ class Engine:
             old = self.store.active_model_version()
             self.store.set_active_model_version(wanted.version)
             self._embedder, self._index = embedder, new_index
+            self._committed()
         if old and old != wanted.version:
             self.store.delete_embeddings(old)
         return summary

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike import __version__
 from lookalike.api import problems
@@ -77,32 +78,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        limit = (
-            settings.max_import_bytes + 1024 * 1024
-            if request.url.path.startswith(f"{API_PREFIX}/imports")
-            else settings.max_upload_bytes + 64 * 1024
-        )
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return problems.problem_response(request, 413, f"request body over {limit} bytes")
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        svc: Services | None = getattr(request.app.state, "services", None)
-        if svc is not None:
-            svc.metrics.latency.labels(
-                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-            ).observe(time.perf_counter() - start)
-        return response
-
+    app.add_middleware(LimitsAndMetrics, settings=settings)
     for module in (search, products, images, imports):
         app.include_router(module.router)
     app.include_router(health.router)
     return app
+
+
+class LimitsAndMetrics:
+    """Refuse bodies over the size limit before reading them; time every request.
+    (Plain ASGI: cheaper than BaseHTTPMiddleware on the hot path.)"""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        limit = (
+            self.settings.max_import_bytes + 1024 * 1024
+            if request.url.path.startswith(f"{API_PREFIX}/imports")
+            else self.settings.max_upload_bytes + 64 * 1024
+        )
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            response = problems.problem_response(request, 413, f"request body over {limit} bytes")
+            await response(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            svc: Services | None = getattr(scope["app"].state, "services", None)
+            if svc is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                svc.metrics.latency.labels(scope["method"], route, str(status)).observe(
+                    time.perf_counter() - start
+                )
 
 
 def serve(host: str | None = None, port: int | None = None, workers: int | None = None) -> None:

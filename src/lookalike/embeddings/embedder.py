@@ -137,6 +137,9 @@ class OnnxEmbedder(Embedder):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Idle ORT threads would spin and starve request handling and image decoding
+            # on small machines (measured: 54 -> see docs/benchmarks.md core-ms/request).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(
                 str(model_path), opts, providers=["CPUExecutionProvider"]
             )

@@ -81,7 +81,8 @@ class CatalogStore:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        # Pre-ping survives server restarts; pointless (and a query per checkout) for SQLite.
+        self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -114,11 +115,17 @@ class CatalogStore:
         return out
 
     def by_ids(self, ids: Sequence[int]) -> dict[int, ProductData]:
+        """Products by id (the search hot path: plain rows, no ORM objects)."""
+        table = Product.__table__
         out: dict[int, ProductData] = {}
-        with self._sessions() as s:
+        with self.engine.connect() as conn:
             for chunk in _chunks([int(i) for i in ids], 500):
-                for row in s.scalars(select(Product).where(Product.id.in_(chunk))):
-                    out[row.id] = _to_data(row)
+                for row in conn.execute(select(table).where(table.c.id.in_(chunk))).mappings():
+                    out[row["id"]] = ProductData(
+                        id=row["id"],
+                        attributes=dict(row["metadata"] or {}),
+                        **{f: row[f] for f in _FIELDS},
+                    )
         return out
 
     def embedded(self, skus: Sequence[str], model_version: str) -> dict[str, StoredEmbedding]:

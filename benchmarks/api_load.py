@@ -1,0 +1,160 @@
+"""Load test of POST /api/v1/search on loopback, micro-batching on vs off, in one run.
+
+    python -m benchmarks.api_load [--requests 240] [--concurrency 1,8,32]
+
+Starts the real server (uvicorn, `python app.py`) on 127.0.0.1 over the dev catalog,
+sends a bounded number of real dev photos from asyncio clients (each level also stops
+after 120 s), and prints requests/s, p50/p95/p99 and errors per concurrency. The raw
+batched model throughput is measured in the same run as the reference. The load
+generator shares the 2-core machine with the server, as loopback tests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from benchmarks.common import DATASET, REPO, dev_rows, machine, percentile
+from lookalike.config import Settings
+from lookalike.embeddings.embedder import create_embedder
+from lookalike.engine import Engine
+from lookalike.images.loader import load_image
+from lookalike.ingest.readers import CatalogRecord
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raw_throughput(settings: Settings, photos: list[bytes]) -> float:
+    embedder = create_embedder(settings)
+    prepared = [embedder.prepare(load_image(p, "x", max_pixels=10**8)) for p in photos[:256]]
+    batch = np.stack([p.tensor for p in prepared if p.tensor is not None])
+    embedder.feature_maps(batch[:32])
+    start = time.perf_counter()
+    for i in range(0, len(batch), 32):
+        embedder.feature_maps(batch[i : i + 32])
+    return len(batch) / (time.perf_counter() - start)
+
+
+async def load(base: str, photos: list[bytes], concurrency: int, total: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+    deadline = time.monotonic() + 120
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for n in counter:
+            if time.monotonic() > deadline:
+                return
+            photo = photos[n % len(photos)]
+            start = time.perf_counter()
+            try:
+                r = await http.post(
+                    f"{base}/api/v1/search",
+                    files={"image": ("q.jpg", photo, "image/jpeg")},
+                    data={"k": "10"},
+                )
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append((time.perf_counter() - start) * 1000)
+            errors += not ok
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        for photo in photos[:5]:  # warm-up
+            await http.post(f"{base}/api/v1/search", files={"image": ("q.jpg", photo)})
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+        "errors": errors,
+        "n": len(latencies),
+    }
+
+
+def run_server(
+    home: Path, model_cache: Path, max_batch: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    env = {
+        **os.environ,
+        "LOOKALIKE_HOME": str(home),
+        "LOOKALIKE_MODEL_CACHE": str(model_cache),
+        "LOOKALIKE_PORT": str(port),
+        "LOOKALIKE_MAX_BATCH": str(max_batch),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "app.py")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=240)
+    parser.add_argument("--concurrency", default="1,8,32")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    rows = dev_rows()
+    rng = np.random.default_rng(0)
+    photos = [
+        (DATASET / rows[i]["file"]).read_bytes() for i in rng.choice(len(rows), 300, replace=False)
+    ]
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        home, cache = Path(tmp) / "home", Path(tmp) / "models"
+        settings = Settings(home=home, model_cache=cache, _env_file=None)  # type: ignore[call-arg]
+        engine = Engine(settings)
+        engine.ingest([CatalogRecord(r["id"], DATASET / r["file"], r["file"]) for r in rows])
+        engine.close()
+        raw = raw_throughput(settings, photos)
+        print(f"raw model throughput (ONNX Runtime, batch 32): {raw:.1f} images/s")
+        for label, max_batch in (("micro-batching on (max 16)", 16), ("micro-batching off", 1)):
+            proc, base = run_server(home, cache, max_batch)
+            try:
+                for c in levels:
+                    m = asyncio.run(load(base, photos, c, args.requests))
+                    print(
+                        f"{label:28s} {c:3d} clients: {m['rps']:6.1f} req/s "
+                        f"({m['rps'] / raw:4.0%} of raw)  p50 {m['p50']:6.1f}  p95 {m['p95']:6.1f}  "
+                        f"p99 {m['p99']:6.1f} ms  errors {int(m['errors'])}/{int(m['n'])}"
+                    )
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
