@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 index_app = typer.Typer(help="Build or check the similarity index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+models_app = typer.Typer(help="Fine-tuned model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay one line: grep-able
@@ -116,6 +118,8 @@ def ingest(
     with _engine() as engine:
         catalog = read_catalog(path)
         err.print(f"{len(catalog.records)} products read from {path}")
+        if conflict := engine.settings_conflict():
+            err.print(f"[yellow]note:[/] {conflict}")
         with _progress("ingest", len(catalog.records)) as advance:
             summary = engine.ingest(catalog.records, advance)
         failures = catalog.errors + summary.failed
@@ -327,3 +331,115 @@ def reembed() -> None:
         )
         for f in summary.failed[:20]:
             err.print(f"[yellow]failed[/] {f.source}: {f.reason}")
+
+
+@app.command()
+def train(
+    epochs: int = typer.Option(10, envvar="LOOKALIKE_EPOCHS", min=1, max=500),
+    embedding_dim: int = typer.Option(256, envvar="LOOKALIKE_EMBEDDING_DIM", min=16, max=1280),
+    device: str = typer.Option("cpu", envvar="LOOKALIKE_DEVICE", help="cpu or cuda"),
+    seed: int = typer.Option(0, envvar="LOOKALIKE_SEED"),
+    from_catalog: bool = typer.Option(
+        True, "--from-catalog", help="Learn the catalog's category column (the default)."
+    ),
+    labels: Path | None = typer.Option(
+        None, envvar="LOOKALIKE_LABELS", help="CSV with sku/id, category[, color] instead."
+    ),
+) -> None:
+    """Fine-tune the model on the catalog's product classes; registers a new version."""
+    from lookalike.training.trainer import TrainOptions
+    from lookalike.training.trainer import train as run_training
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter("device must be cpu or cuda")
+    options = TrainOptions(epochs=epochs, embedding_dim=embedding_dim, device=device, seed=seed)
+    with _engine() as engine:
+        model = run_training(engine, options, labels, lambda msg: err.print(msg))
+    metrics = model.card["metrics"]
+    _print_dict(
+        f"model {model.version}",
+        {
+            "folder": str(model.folder),
+            "validation, pretrained": _brief(metrics["validation_pretrained"]),
+            "validation, fine-tuned": _brief(metrics["validation_finetuned"]),
+            "best epoch": metrics["best_epoch"],
+            "training curve": str(model.folder / "curve.png"),
+            "activate with": f"lookalike models activate {model.version}",
+        },
+    )
+
+
+def _brief(m: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k} {m[k]:.3f}"
+        for k in ("precision@1", "precision@10", "map@r", "color_match@10")
+        if m.get(k) is not None
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registered fine-tuned versions (and which one the catalog uses)."""
+    from lookalike.training.registry import ModelRegistry
+
+    settings: Settings = _state["settings"]
+    with _engine() as engine:
+        active = engine.store.active_model_version() or ""
+    table = Table(title="models")
+    for col in ("version", "created", "val MAP@R before -> after", "val P@10 before -> after", ""):
+        table.add_column(col)
+    for m in ModelRegistry(settings.model_dir / "registry").list():
+        before, after = (
+            m.card["metrics"]["validation_pretrained"],
+            m.card["metrics"]["validation_finetuned"],
+        )
+        table.add_row(
+            m.version,
+            m.card["created"],
+            f"{before['map@r']:.3f} -> {after['map@r']:.3f}",
+            f"{before['precision@10']:.3f} -> {after['precision@10']:.3f}",
+            "active" if active.startswith(m.version + "/") else "",
+        )
+    out.print(table)
+
+
+@models_app.command("activate")
+def models_activate(version: str = typer.Argument(..., help="ft-... or lite0")) -> None:
+    """Re-embed the catalog with a model version, then switch search to it atomically."""
+    from lookalike.evaluation.report import resolve_config
+
+    with _engine() as engine:
+        config = (
+            resolve_config(engine, version)
+            if version != "lite0"
+            else engine.model_config.with_model("lite0", engine.settings.model_dir)
+        )
+        total = engine.store.stats()["products"]
+        with _progress("re-embed", total) as advance:
+            summary = engine.reembed(advance, config)
+        err.print(f"catalog now uses {config.version} ({summary.embedded} products re-embedded)")
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    version: str = typer.Argument(...),
+    report_dir: Path = typer.Option(Path("reports/model"), envvar="LOOKALIKE_REPORT_DIR"),
+) -> None:
+    """Pretrained vs fine-tuned on the version's validation products (never trained on)."""
+    from lookalike.evaluation.report import evaluate as run_evaluation
+    from lookalike.training.registry import ModelRegistry
+
+    with _engine() as engine:
+        try:
+            card = ModelRegistry(engine.settings.model_dir / "registry").get(version).card
+        except KeyError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        skus = set(card["data"]["validation_skus"])
+        with _progress("evaluate", 2 * len(skus)) as advance:
+            report = run_evaluation(
+                engine, report_dir, [card["config_name"], version], None, 1, advance, skus
+            )
+    for name, entry in report["configs"].items():
+        err.print(f"{name}: {_brief(entry['overall'])}")
+    err.print(f"report written to {report_dir}/report.md")

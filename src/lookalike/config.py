@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     )
 
     # Embedding model. The defaults were chosen with `lookalike evaluate` (docs/evaluation.md).
+    model: str = Field("lite0", description="lite0, or a fine-tuned version (lookalike models)")
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
     color_weight: float = Field(0.1, ge=0.0, le=1.0, description="Share of colour in similarity")

@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class SearchSession:
+    embedder: Embedder
+    index: VectorIndex
+    version: str
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """The results for one query image."""
 
@@ -58,6 +65,12 @@ class Engine:
 
     # ---- model and index ---------------------------------------------------------------
 
+    def session(self) -> SearchSession:
+        """The embedder and index of one model version, taken together, so that a model
+        switch (``reembed``) between embedding and searching cannot mix versions."""
+        with self._lock:
+            return SearchSession(self.embedder, self.index, self.model_config.version)
+
     @property
     def model_loaded(self) -> bool:
         return self._embedder is not None
@@ -72,10 +85,15 @@ class Engine:
     def model_config(self) -> EmbedderConfig:
         """The catalog's model (or, for an empty catalog, the one the settings name)."""
         active = self._active
-        wanted = EmbedderConfig.from_settings(self.settings)
-        if active is None or active == wanted.version:
-            return wanted
-        config = EmbedderConfig.parse(active.split("/", 1)[1])
+        if active is None:
+            return EmbedderConfig.from_settings(self.settings)
+        try:
+            config = EmbedderConfig.from_version(active, self.settings.model_dir)
+        except (KeyError, ValueError) as exc:
+            raise ModelVersionError(
+                f"the catalog was embedded with {active}, which cannot be reproduced here "
+                f"({exc}); run `lookalike reembed`"
+            ) from None
         if config.version != active:
             raise ModelVersionError(
                 f"the catalog was embedded with {active}, which these weights cannot "
@@ -163,18 +181,16 @@ class Engine:
     def ingest(
         self, records: list[CatalogRecord], progress: Callable[[int], None] | None = None
     ) -> IngestSummary:
-        """Add or update ``records`` (idempotent: unchanged products are skipped)."""
-        wanted = EmbedderConfig.from_settings(self.settings)
+        """Add or update ``records`` (idempotent: unchanged products are skipped), always
+        with the catalog's own model, so versions never mix; ``settings_conflict`` says when
+        the settings name another model (``reembed`` switches)."""
         active = self.store.active_model_version()
-        if active is not None and active != wanted.version:
-            raise ModelVersionError(
-                f"the catalog is embedded with {active} but the settings ask for "
-                f"{wanted.version}; run `lookalike reembed` to re-embed the catalog with the "
-                "new settings, or change them back"
-            )
         if active is None:
-            self.store.set_active_model_version(wanted.version)
-            self._active = wanted.version
+            wanted = EmbedderConfig.from_settings(self.settings).version
+            self.store.set_active_model_version(wanted)
+            self._active = wanted
+        elif (conflict := self.settings_conflict()) is not None:
+            log.warning(conflict)
         index = self.index
         manager = self.index_manager
 
@@ -212,10 +228,28 @@ class Engine:
         self._committed()
         return deleted
 
-    def reembed(self, progress: Callable[[int], None] | None = None) -> IngestSummary:
-        """Re-embed every product with the model the settings name, then make it the
-        catalog's model. Searches use the old version until the switch."""
-        wanted = EmbedderConfig.from_settings(self.settings)
+    def settings_conflict(self) -> str | None:
+        """A message when the settings name another model than the catalog uses."""
+        try:
+            wanted = EmbedderConfig.from_settings(self.settings).version
+        except KeyError as exc:
+            return f"settings name an unknown model: {exc}"
+        active = self._active
+        if active is None or active == wanted:
+            return None
+        return (
+            f"the catalog uses {active} but the settings ask for {wanted}; the catalog's model "
+            "is used; run `lookalike reembed` to switch"
+        )
+
+    def reembed(
+        self,
+        progress: Callable[[int], None] | None = None,
+        config: EmbedderConfig | None = None,
+    ) -> IngestSummary:
+        """Re-embed every product with ``config`` (default: the model the settings name),
+        then make it the catalog's model. Searches use the old version until the switch."""
+        wanted = config or EmbedderConfig.from_settings(self.settings)
         products = self.store.all_products()
         records = [
             CatalogRecord(
@@ -243,7 +277,7 @@ class Engine:
             workers=self.settings.decode_workers,
         )
         new_index = self._manager(wanted).rebuild()
-        with self._lock:
+        with self._lock:  # the switch: readers see the old pair or the new one, never a mix
             old = self.store.active_model_version()
             self.store.set_active_model_version(wanted.version)
             self._embedder, self._index = embedder, new_index
@@ -265,8 +299,9 @@ class Engine:
                 images.append(self.load_query(read_image_bytes(p, self.limits.max_bytes), str(p)))
             except ImageError as exc:
                 errors[str(p)] = exc.reason
-        vectors = iter(self.embedder.embed_images(images) if images else [])
-        searcher = Searcher(self.store, self.index)
+        session = self.session()
+        vectors = iter(session.embedder.embed_images(images) if images else [])
+        searcher = Searcher(self.store, session.index)
         return [
             QueryResult(str(p), [], errors[str(p)])
             if str(p) in errors
@@ -281,9 +316,15 @@ class Engine:
         )
 
     def search_vector(
-        self, vector: np.ndarray, k: int = 10, filters: Filters | None = None
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        filters: Filters | None = None,
+        index: VectorIndex | None = None,
     ) -> list[SearchHit]:
-        return Searcher(self.store, self.index).search(vector, k, filters)
+        """Search with a query vector; ``index`` from the same :meth:`session` as the
+        embedder that made the vector (so a model switch in between cannot mix them)."""
+        return Searcher(self.store, index or self.index).search(vector, k, filters)
 
     def similar(self, sku: str, k: int = 10, filters: Filters | None = None) -> list[SearchHit]:
         """ "More like this": products that look like ``sku`` (itself and copies of its
@@ -291,10 +332,11 @@ class Engine:
         product = self.store.get(sku)
         if product is None or product.id is None:
             raise ProductNotFoundError(sku)
-        vector = self.store.vector(product.id, self.model_config.version)
+        session = self.session()
+        vector = self.store.vector(product.id, session.version)
         if vector is None:
             raise ProductNotFoundError(sku)
-        return Searcher(self.store, self.index).search(
+        return Searcher(self.store, session.index).search(
             vector,
             k,
             filters,

@@ -124,3 +124,40 @@ def test_interrupted_job_resumes_after_restart(
         assert job["status"] == "done" and job["added"] == 4
         for r in rows:
             c.delete(f"/api/v1/products/restart-{r['id']}", headers=AUTH)
+
+
+def test_import_with_image_urls(api_settings: Settings, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dataset))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    rows = dataset_rows[130:133]
+    lines = ["sku,image"] + [f"url-{r['id']},{base}/{r['file']}" for r in rows]
+    lines.append(f"url-missing,{base}/images/does-not-exist.jpg")
+    try:
+        for allow, added in ((False, 0), (True, 3)):
+            settings = api_settings.model_copy(update={"allow_private_urls": allow})
+            with TestClient(create_app(settings)) as c:
+                r = c.post(
+                    "/api/v1/imports",
+                    files={"catalog": ("c.csv", "\n".join(lines).encode())},
+                    headers=AUTH,
+                )
+                job = _wait(c, r.json()["id"])
+                assert job["status"] == "done" and job["added"] == added, job
+                reasons = {e["sku"]: e["reason"] for e in job["errors"]}
+                if not allow:  # loopback is not a public address: refused, not fetched
+                    assert "non-public address" in reasons[f"url-{rows[0]['id']}"]
+                else:
+                    assert "404" in reasons["url-missing"]
+                    product = c.get(f"/api/v1/products/url-{rows[0]['id']}").json()
+                    assert product["metadata"]["source_image_url"].startswith(base)
+                    for row in rows:
+                        c.delete(f"/api/v1/products/url-{row['id']}", headers=AUTH)
+    finally:
+        server.shutdown()

@@ -117,24 +117,41 @@ def test_interrupted_ingest_keeps_whole_products_and_heals_the_index(
     fresh.close()
 
 
-def test_changing_model_settings_is_refused_not_mixed(
+def test_changing_model_settings_never_mixes_versions(
     settings: Settings, slice_catalog: Path
 ) -> None:
-    from lookalike.errors import ModelVersionError
-
-    records = read_catalog(slice_catalog).records[:10]
+    records = read_catalog(slice_catalog).records[:12]
     engine = Engine(settings)
-    engine.ingest(records)
+    engine.ingest(records[:10])
     engine.close()
     other = Engine(settings.model_copy(update={"preprocessing": "crop"}))
-    with pytest.raises(ModelVersionError, match="reembed"):
-        other.ingest(records)
-    # Searching still works, with the catalog's own model.
+    assert "reembed" in (other.settings_conflict() or "")
+    other.ingest(records)  # the two new products get the catalog's model, not the settings'
+    assert list(other.store.stats()["embeddings"]) == [other.model_config.version]
+    # Searching works too, with the catalog's own model.
     assert other.model_config.preprocessing == "trim"
     assert other.similar(records[0].sku, k=3)
     summary = other.reembed()
-    assert summary.embedded == 10
+    assert summary.embedded == 12
     assert other.store.active_model_version() == other.model_config.version
     assert other.model_config.preprocessing == "crop"
     assert list(other.store.stats()["embeddings"]) == [other.model_config.version]
     other.close()
+
+
+def test_a_second_process_sees_writes_through_the_change_counter(
+    settings: Settings, slice_catalog: Path
+) -> None:
+    records = read_catalog(slice_catalog).records
+    writer, reader = Engine(settings), Engine(settings)  # e.g. two server workers
+    writer.ingest(records[:20])
+    assert reader.refresh_if_stale() and len(reader.index) == 20
+    assert not reader.refresh_if_stale()  # nothing new
+    writer.delete([records[0].sku])
+    writer.ingest(records[20:25])
+    assert reader.refresh_if_stale()
+    assert len(reader.index) == 24 and records[0].sku not in [
+        h.product.sku for h in reader.search_files([records[0].image], k=24)[0].hits
+    ]
+    writer.close()
+    reader.close()

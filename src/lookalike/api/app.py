@@ -39,7 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(lambda: (engine.embedder, engine.index))
         metrics = Metrics()
         batcher = MicroBatcher(
-            lambda: engine.embedder,
             settings.max_batch,
             settings.max_batch_wait_ms,
             metrics.batch_size.observe,

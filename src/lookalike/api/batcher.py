@@ -11,6 +11,8 @@ import numpy as np
 
 from lookalike.embeddings.embedder import Embedder, PreparedImage
 
+_Item = tuple[PreparedImage, Embedder, "asyncio.Future[np.ndarray]"]
+
 
 class MicroBatcher:
     """Collects prepared images for up to ``max_wait_ms`` (or ``max_batch`` items) and
@@ -18,16 +20,14 @@ class MicroBatcher:
 
     def __init__(
         self,
-        embedder: Callable[[], Embedder],
         max_batch: int,
         max_wait_ms: float,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        self._embedder = embedder
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self._on_batch = on_batch or (lambda n: None)
-        self._queue: asyncio.Queue[tuple[PreparedImage, asyncio.Future[np.ndarray]]] | None = None
+        self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
 
@@ -42,18 +42,19 @@ class MicroBatcher:
                 await self._task
         self._executor.shutdown(wait=False)
 
-    async def embed(self, image: PreparedImage) -> np.ndarray:
-        """The embedding of one prepared image (batched with concurrent callers)."""
+    async def embed(self, image: PreparedImage, embedder: Embedder) -> np.ndarray:
+        """The embedding of one prepared image by ``embedder`` (batched with concurrent
+        callers of the same embedder)."""
         assert self._queue is not None, "batcher not started"
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put((image, future))
+        await self._queue.put((image, embedder, future))
         return await future
 
     async def _run(self) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            batch: list[_Item] = [await self._queue.get()]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
                 timeout = deadline - loop.time()
@@ -66,20 +67,25 @@ class MicroBatcher:
                     batch.append(await asyncio.wait_for(self._queue.get(), timeout))
                 except TimeoutError:
                     break
-            live = [(img, fut) for img, fut in batch if not fut.cancelled()]
-            if not live:
-                continue
-            self._on_batch(len(live))
-            try:
-                embedder = self._embedder()
-                vectors = await loop.run_in_executor(
-                    self._executor, embedder.embed_prepared, [img for img, _ in live]
-                )
-            except Exception as exc:  # every waiter gets the error, the loop goes on
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, fut), vec in zip(live, vectors, strict=True):
+            groups: dict[int, list[_Item]] = {}
+            for item in batch:  # one model call per embedder (two only during a switch)
+                if not item[2].cancelled():
+                    groups.setdefault(id(item[1]), []).append(item)
+            for live in groups.values():
+                await self._embed_group(live)
+
+    async def _embed_group(self, live: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        self._on_batch(len(live))
+        try:
+            vectors = await loop.run_in_executor(
+                self._executor, live[0][1].embed_prepared, [img for img, _, _ in live]
+            )
+        except Exception as exc:  # every waiter gets the error, the loop goes on
+            for _, _, fut in live:
                 if not fut.done():
-                    fut.set_result(vec)
+                    fut.set_exception(exc)
+            return
+        for (_, _, fut), vec in zip(live, vectors, strict=True):
+            if not fut.done():
+                fut.set_result(vec)

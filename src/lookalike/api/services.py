@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.api.batcher import MicroBatcher
 from lookalike.api.metrics import Metrics
 from lookalike.config import Settings
-from lookalike.engine import Engine
+from lookalike.engine import Engine, SearchSession
 from lookalike.images.loader import LoadedImage
 
 THUMB_SIZE = 256
@@ -31,10 +31,12 @@ class Services:
     metrics: Metrics
     importer: object  # lookalike.api.imports.ImportRunner (kept loose to avoid a cycle)
 
-    async def embed(self, image: LoadedImage) -> np.ndarray:
-        """Decode-side work on a thread, then the batched model call."""
-        prepared = await run_in_threadpool(self.engine.embedder.prepare, image)
-        return await self.batcher.embed(prepared)
+    async def embed(self, image: LoadedImage) -> tuple[np.ndarray, SearchSession]:
+        """Decode-side work on a thread, then the batched model call; with the session
+        (embedder + index of one model version) the vector belongs to."""
+        session = await run_in_threadpool(self.engine.session)
+        prepared = await run_in_threadpool(session.embedder.prepare, image)
+        return await self.batcher.embed(prepared, session.embedder), session
 
     def store_upload(self, image: LoadedImage, data: bytes) -> Path:
         """Keep an uploaded image, named by its content hash (so never by the request)."""

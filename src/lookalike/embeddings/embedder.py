@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from lookalike.embeddings.backbone import FEATURE_DIM, weights_digest
 from lookalike.embeddings.pooling import l2_normalize, pool
 from lookalike.images.loader import LoadedImage
 from lookalike.images.preprocess import model_input, to_square
+from lookalike.training.registry import BASE_MODEL, ModelRegistry
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -33,10 +34,27 @@ class EmbedderConfig:
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
     color_weight: float = 0.1
+    model: str = BASE_MODEL  # or a fine-tuned version from the registry
+    cnn_dim: int = FEATURE_DIM
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderConfig:
-        return cls(settings.preprocessing, settings.pooling, settings.color_weight)
+        config = cls(settings.preprocessing, settings.pooling, settings.color_weight)
+        return config.with_model(settings.model, settings.model_dir)
+
+    def with_model(self, model: str, model_dir: Path) -> EmbedderConfig:
+        """This config on another network: the base one or a registered fine-tuned one
+        (whose embedding size its card gives). Raises KeyError for unknown versions."""
+        if model == BASE_MODEL:
+            return replace(self, model=BASE_MODEL, cnn_dim=FEATURE_DIM)
+        card = ModelRegistry(model_dir / "registry").get(model).card
+        return replace(self, model=model, pooling="gap", cnn_dim=int(card["embedding_dim"]))
+
+    @classmethod
+    def from_version(cls, version: str, model_dir: Path) -> EmbedderConfig:
+        """The config that produced embeddings recorded under ``version``."""
+        head, _, name = version.partition("/")
+        return cls.parse(name).with_model(head.split("@")[0], model_dir)
 
     @classmethod
     def parse(cls, spec: str) -> EmbedderConfig:
@@ -61,7 +79,9 @@ class EmbedderConfig:
     @property
     def version(self) -> str:
         """Model version recorded with every stored embedding."""
-        return f"lite0@{weights_digest()[:8]}/{self.name}"
+        if self.model == BASE_MODEL:
+            return f"{BASE_MODEL}@{weights_digest()[:8]}/{self.name}"
+        return f"{self.model}/{self.name}"
 
     @property
     def uses_cnn(self) -> bool:
@@ -69,7 +89,7 @@ class EmbedderConfig:
 
     @property
     def dim(self) -> int:
-        return (FEATURE_DIM if self.uses_cnn else 0) + (color.DIM if self.color_weight > 0 else 0)
+        return (self.cnn_dim if self.uses_cnn else 0) + (color.DIM if self.color_weight > 0 else 0)
 
 
 class Embedder(ABC):
@@ -113,7 +133,8 @@ class Embedder(ABC):
 
     @abstractmethod
     def feature_maps(self, batch: np.ndarray) -> np.ndarray:
-        """Run the CNN trunk on an N x 3 x 224 x 224 input: N x 1280 x 7 x 7 activations."""
+        """Run the network on an N x 3 x 224 x 224 input: N x 1280 x 7 x 7 activations
+        (base model), or N x D embeddings (fine-tuned models pool and project inside)."""
 
 
 @dataclass(frozen=True)
@@ -175,5 +196,10 @@ def create_embedder(settings: Settings, config: EmbedderConfig | None = None) ->
     from lookalike.embeddings.onnx_export import onnx_model_path
 
     config = config or EmbedderConfig.from_settings(settings)
-    model_path = onnx_model_path(settings.model_dir) if config.uses_cnn else Path()
+    if not config.uses_cnn:
+        model_path = Path()
+    elif config.model == BASE_MODEL:
+        model_path = onnx_model_path(settings.model_dir)
+    else:
+        model_path = ModelRegistry(settings.model_dir / "registry").get(config.model).onnx_path
     return OnnxEmbedder(config, model_path, settings.onnx_threads)

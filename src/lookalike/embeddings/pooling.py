@@ -10,7 +10,10 @@ GEM_P = 3.0  # Radenović et al. 2018: p=3 is their fixed default for off-the-sh
 
 
 def pool(features: np.ndarray, method: Pooling) -> np.ndarray:
-    """Global average pooling (``gap``) or generalised-mean pooling (``gem``), then L2."""
+    """Global average pooling (``gap``) or generalised-mean pooling (``gem``), then L2.
+    Already pooled N x D input (a fine-tuned model's embedding) is only normalised."""
+    if features.ndim == 2:
+        return l2_normalize(features)
     flat = features.reshape(features.shape[0], features.shape[1], -1).astype(np.float32)
     if method == "gem":
         # ReLU6 activations are >= 0; the clip only guards against -0.0 round-off.

@@ -36,10 +36,14 @@ class Labeled:
     colors: list[str | None]
 
 
-def load_labels(engine: Engine, labels_csv: Path | None) -> Labeled:
+def load_labels(
+    engine: Engine, labels_csv: Path | None, only_skus: set[str] | None = None
+) -> Labeled:
     """Products with a category: from the catalog, or from a CSV (``sku``/``id``,
     ``category``, optional ``color``) that overrides it."""
     products = engine.store.all_products()
+    if only_skus is not None:
+        products = [p for p in products if p.sku in only_skus]
     overrides: dict[str, dict[str, str]] = {}
     if labels_csv is not None:
         try:
@@ -70,14 +74,17 @@ def evaluate(
     labels_csv: Path | None = None,
     folds: int = 1,
     progress: Callable[[int], None] | None = None,
+    only_skus: set[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the catalog's own embeddings (or each named configuration, embedding the
-    catalog images afresh without touching the stored catalog) and write the report."""
-    labeled = load_labels(engine, labels_csv)
+    catalog images afresh without touching the stored catalog) and write the report.
+    ``only_skus`` restricts it to those products (e.g. a model's validation split)."""
+    labeled = load_labels(engine, labels_csv, only_skus)
     if len(labeled.products) < 2:
         raise CatalogFileError("need at least two products with a category to evaluate")
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = configs or [engine.model_config.name]
+    named = [(n, resolve_config(engine, n)) for n in configs] if configs else []
+    runs = named or [(engine.model_config.version, engine.model_config)]
     report: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "products": len(labeled.products),
@@ -85,8 +92,8 @@ def evaluate(
         "folds": folds,
         "configs": {},
     }
-    for name in names:
-        vectors = _vectors(engine, labeled.products, name, progress)
+    for name, config in runs:
+        vectors = config_vectors(engine, labeled.products, config, progress)
         result = leave_one_out(
             vectors, labeled.categories, labeled.colors, [p.image_sha256 for p in labeled.products]
         )
@@ -108,13 +115,25 @@ def evaluate(
     return report
 
 
-def _vectors(
+def resolve_config(engine: Engine, name: str) -> EmbedderConfig:
+    """A configuration by name: ``trim-gap-c0.1``-style, ``colorhist``, or a fine-tuned
+    model version (``ft-...``, with the preprocessing it was trained with)."""
+    if name.startswith("ft-"):
+        from lookalike.training.registry import ModelRegistry
+
+        card = ModelRegistry(engine.settings.model_dir / "registry").get(name).card
+        return EmbedderConfig.parse(card["config_name"]).with_model(name, engine.settings.model_dir)
+    return EmbedderConfig.parse(name)
+
+
+def config_vectors(
     engine: Engine,
     products: list[ProductData],
-    name: str,
-    progress: Callable[[int], None] | None,
+    config: EmbedderConfig,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    config = EmbedderConfig.parse(name)
+    """Embeddings of ``products`` under ``config``: the stored ones when the catalog uses
+    that config, else computed afresh from the product images (nothing is stored)."""
     if config.version == engine.model_config.version:
         stored = [engine.store.vector(p.id or -1, config.version) for p in products]
         if all(v is not None for v in stored):

@@ -91,7 +91,7 @@ async def _image(svc: Services, upload: UploadFile) -> tuple[Any, Any, bytes]:
     if len(data) > limit:
         raise Problem(413, f"image larger than {limit} bytes")
     image = await run_in_threadpool(svc.engine.load_query, data, upload.filename or "upload")
-    vector = await svc.embed(image)
+    vector, _ = await svc.embed(image)
     return image, vector, data
 
 

@@ -67,10 +67,12 @@ async def search(request: Request, svc: Services = Depends(services)) -> SearchR
     image = await run_in_threadpool(svc.engine.load_query, data, source)
     if params.crop is not None:
         image = _crop(image, params.crop)
-    vector = await svc.embed(image)
-    filters = Filters(params.category, params.min_price, params.max_price)
     await run_in_threadpool(svc.engine.refresh_if_stale)
-    hits = await run_in_threadpool(svc.engine.search_vector, vector, params.k, filters)
+    vector, session = await svc.embed(image)
+    filters = Filters(params.category, params.min_price, params.max_price)
+    hits = await run_in_threadpool(
+        svc.engine.search_vector, vector, params.k, filters, session.index
+    )
     svc.metrics.searches.labels("image").inc()
     return SearchResponse(
         results=[SearchResult.of(h) for h in hits],
