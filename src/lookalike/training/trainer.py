@@ -170,7 +170,7 @@ def train(
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         metrics = validate(tail)
         history.append(EpochLog(epoch, float(np.mean(losses)), metrics))
         say(f"epoch {epoch}/{options.epochs}: loss {np.mean(losses):.3f}, val {_brief(metrics)}")
