@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(512 * 1024 * 1024, ge=1024)
     max_batch: int = Field(16, ge=1, le=256, description="Largest micro-batch of searches")
     max_batch_wait_ms: float = Field(4.0, ge=0.0, description="How long a batch waits to fill")
+    web_dir: Path = Field(Path("web/dist"), description="Built front end served at /")
     allow_private_urls: bool = Field(
         False, description="Let image_url reach loopback/private addresses (tests, intranets)"
     )

@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike import __version__
@@ -81,7 +84,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (search, products, images, imports):
         app.include_router(module.router)
     app.include_router(health.router)
+    _mount_front_end(app, settings)
     return app
+
+
+def _mount_front_end(app: FastAPI, settings: Settings) -> None:
+    """Serve the built React app at / (assets with long caching, index.html for every
+    other non-API path so client-side routes survive a reload)."""
+    index = settings.web_dir / "index.html"
+    if not index.is_file():
+        log.info("no front end at %s (build it with `make web`)", settings.web_dir)
+        return
+    assets = settings.web_dir / "assets"
+    if assets.is_dir():
+        app.mount("/assets", StaticFiles(directory=assets), name="assets")
+    page = index.read_text()
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def front_end(path: str) -> HTMLResponse:
+        # API paths and file-like paths (favicon.ico, a missing asset) are real 404s.
+        if (
+            path.startswith(("api/", "docs", "metrics", "healthz", "readyz"))
+            or "." in (path.rsplit("/", 1)[-1])
+        ):
+            raise StarletteHTTPException(404)
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 class LimitsAndMetrics:

@@ -1,0 +1,261 @@
+"""The web front end in a real browser (Debian's Chromium via Playwright) against a real
+server (uvicorn, `python app.py`) with a small real catalog."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import read_catalog
+
+pytestmark = pytest.mark.dataset
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "web" / "dist"
+CHROMIUM = os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium")
+KEY = "e2e-key-123456"
+SHOTS = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", REPO / "reports" / "screenshots"))
+
+
+def _need(condition: bool, why: str) -> None:
+    if condition:
+        return
+    if os.environ.get("LOOKALIKE_REQUIRE_BROWSER"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path, dataset: Path, dataset_rows
+) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    _need((WEB / "index.html").exists(), f"front end not built at {WEB} (run `make web`)")
+    _need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    home = tmp_path_factory.mktemp("e2e-home")
+    catalog = home / "catalog.csv"
+    with catalog.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sku", "image", "title", "category", "price", "currency"])
+        for i, r in enumerate(dataset_rows[::2][:80]):
+            w.writerow([r["id"], dataset / r["file"], r["title"], r["category"], 10 + i, "EUR"])
+    settings = Settings(home=home, model_cache=model_cache, _env_file=None)  # type: ignore[call-arg]
+    engine = Engine(settings)
+    engine.ingest(read_catalog(catalog).records)
+    engine.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "LOOKALIKE_HOME": str(home),
+        "LOOKALIKE_MODEL_CACHE": str(model_cache),
+        "LOOKALIKE_PORT": str(port),
+        "LOOKALIKE_API_KEYS": KEY,
+        "LOOKALIKE_WEB_DIR": str(WEB),
+    }
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], env=env, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("server did not become ready")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    _need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    yield pg
+    context.close()
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _query_row(dataset: Path, dataset_rows, category: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    in_catalog = {r["id"] for r in dataset_rows[::2][:80]}
+    with (dataset / "labels.csv").open(newline="") as f:
+        return next(
+            r for r in csv.DictReader(f) if r["category"] == category and r["id"] not in in_catalog
+        )
+
+
+def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    page.goto("/")
+    page.get_by_text("Drop a product photo here").wait_for()
+    assert time.monotonic() - start < 1.5  # usable within about a second on loopback
+    row = _query_row(dataset, dataset_rows, "Watches")
+    page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
+    page.get_by_role("button", name="Search", exact=True).click()
+    cards = page.get_by_test_id("product-card")
+    cards.first.wait_for()
+    assert cards.count() >= 10
+    assert cards.first.get_attribute("data-category") == "Watches"
+    assert page.get_by_test_id("query-image").is_visible()  # the query stays in view
+    page.wait_for_load_state("networkidle")
+    _shot(page, "search-results")
+
+    # Filters apply without a reload and say so in the URL.
+    page.get_by_label("Max price").fill("20")
+    page.wait_for_url("**max_price=20**")
+    page.wait_for_timeout(500)
+    prices = page.locator(".card .price").all_inner_texts()
+    assert prices and all(
+        float(p.replace("€", "").replace(",", ".").strip().split()[0]) <= 20 for p in prices if p
+    )
+
+
+def test_crop_then_search(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/")
+    row = _query_row(dataset, dataset_rows, "Tshirts")
+    page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
+    img = page.get_by_test_id("query-image")
+    img.wait_for()
+    box = img.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.7, steps=8)
+    page.mouse.up()
+    page.get_by_text("Searching the selected region.").wait_for()
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.get_by_text("(cropped region)").wait_for()
+    assert page.get_by_test_id("product-card").count() > 0
+    _shot(page, "crop-search")
+
+
+def test_browse_similar_products_and_go_back(page, server: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/catalog")
+    page.get_by_test_id("product-card").first.wait_for()
+    _shot(page, "catalog")
+    page.get_by_test_id("product-card").first.locator("a").click()
+    page.get_by_role("heading", name="Similar products").wait_for()
+    first_url = page.url
+    page.get_by_test_id("product-card").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    _shot(page, "product-page")
+    page.get_by_test_id("product-card").first.locator("a").click()
+    page.wait_for_url(lambda url: url != first_url)
+    page.get_by_role("heading", name="Similar products").wait_for()
+    page.go_back()
+    page.wait_for_url(first_url)
+    page.reload()  # product URLs can be shared and reloaded
+    page.get_by_role("heading", name="Similar products").wait_for()
+
+
+def test_add_and_delete_a_product_with_the_key(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/manage")
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Use this key").click()
+    form = page.get_by_role("form", name="Add a product")
+    form.get_by_label("SKU").fill("e2e-new-1")
+    form.get_by_label("Photo").set_input_files(str(dataset / dataset_rows[1]["file"]))
+    form.get_by_label("Title").fill("Added in the browser")
+    form.get_by_label("Category").fill("E2E")
+    form.get_by_role("button", name="Add product").click()
+    form.get_by_role("status").wait_for()
+    assert "searchable now" in form.get_by_role("status").inner_text()
+    form.get_by_role("link", name="e2e-new-1").click()
+    page.get_by_role("heading", name="Added in the browser").wait_for()
+    page.get_by_role("button", name="Delete product").click()
+    page.wait_for_url("**/catalog")
+    page.goto("/products/e2e-new-1")
+    page.get_by_role("alert").wait_for()
+    assert "no product" in page.get_by_role("alert").inner_text().lower()
+
+
+def test_import_shows_progress_to_100(page, dataset: Path, dataset_rows, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = dataset_rows[150:160]
+    images = io.BytesIO()
+    with zipfile.ZipFile(images, "w") as z:
+        for r in rows:
+            z.writestr(f"{r['id']}.jpg", (dataset / r["file"]).read_bytes())
+    (tmp_path / "images.zip").write_bytes(images.getvalue())
+    lines = ["sku,image,title,category"] + [
+        f"imp-{r['id']},{r['id']}.jpg,{r['title'].replace(',', ' ')},{r['category']}" for r in rows
+    ]
+    lines.append("imp-bad,missing.jpg,Broken row,X")
+    (tmp_path / "catalog.csv").write_text("\n".join(lines))
+    page.goto("/manage")
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Use this key").click()
+    form = page.get_by_role("form", name="Import a catalog")
+    form.get_by_label("CSV or JSONL").set_input_files(str(tmp_path / "catalog.csv"))
+    form.get_by_label("Images (zip, optional)").set_input_files(str(tmp_path / "images.zip"))
+    form.get_by_role("button", name="Start import").click()
+    bar = page.get_by_role("progressbar", name="Import progress")
+    bar.wait_for()
+    done = (
+        "() => document.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow')"
+        " === '100' && /^done/.test(document.querySelector("
+        "'[data-testid=import-status] [role=status]')?.textContent || '')"
+    )
+    page.wait_for_function(done, timeout=60_000)
+    status = page.get_by_test_id("import-status").get_by_role("status").inner_text()
+    assert "10 added" in status and "1 failed" in status
+    assert "imp-bad" in page.get_by_role("table").inner_text()
+    _shot(page, "import")
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_errors_are_shown_plainly(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/")
+    page.get_by_test_id("file-input").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"}]
+    )
+    assert "not an image" in page.get_by_role("alert").inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto("/catalog")
+    page.get_by_test_id("product-card").first.wait_for()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # no sideways scrolling on a phone

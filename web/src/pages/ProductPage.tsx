@@ -1,0 +1,68 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { ProductGrid } from "../components/ProductGrid";
+import { apiKey, deleteProduct, getProduct, getSimilar } from "../lib/api";
+import { formatPrice } from "../lib/format";
+
+/** One product, large, with its details and "similar products" to keep browsing. */
+export function ProductPage() {
+  const sku = decodeURIComponent(useParams()["*"] ?? "");
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const product = useQuery({ queryKey: ["product", sku], queryFn: () => getProduct(sku) });
+  const similar = useQuery({ queryKey: ["similar", sku], queryFn: () => getSimilar(sku, 12) });
+  const remove = useMutation({
+    mutationFn: () => deleteProduct(sku),
+    onSuccess: () => {
+      client.invalidateQueries();
+      navigate("/catalog");
+    },
+  });
+
+  if (product.isPending) return <p className="loading">Loading…</p>;
+  if (product.isError)
+    return (
+      <p role="alert" className="error">
+        {product.error.message} <Link to="/catalog">Back to the catalog</Link>
+      </p>
+    );
+  const p = product.data;
+  return (
+    <section className="product-page">
+      <div className="product">
+        <img src={p.image_url} alt={p.title ?? p.sku} className="large" width={p.image_width ?? undefined} height={p.image_height ?? undefined} />
+        <div className="details">
+          <h1>{p.title ?? p.sku}</h1>
+          <p className="price">{formatPrice(p.price, p.currency)}</p>
+          <dl>
+            <dt>SKU</dt>
+            <dd>{p.sku}</dd>
+            <dt>Category</dt>
+            <dd>{p.category ?? "—"}</dd>
+            {Object.entries(p.metadata).slice(0, 8).map(([k, v]) => (
+              <div key={k}>
+                <dt>{k}</dt>
+                <dd>{String(v)}</dd>
+              </div>
+            ))}
+          </dl>
+          {p.url && (
+            <a href={p.url} rel="noopener noreferrer" target="_blank">
+              View in shop
+            </a>
+          )}
+          {apiKey.get() && (
+            <button type="button" className="danger" onClick={() => remove.mutate()} disabled={remove.isPending}>
+              Delete product
+            </button>
+          )}
+          {remove.isError && <p role="alert" className="error">{remove.error.message}</p>}
+        </div>
+      </div>
+      <h2>Similar products</h2>
+      {similar.isPending && <p className="loading">Finding similar products…</p>}
+      {similar.isError && <p role="alert" className="error">{similar.error.message}</p>}
+      {similar.data && <ProductGrid items={similar.data} empty="No similar products yet." />}
+    </section>
+  );
+}
