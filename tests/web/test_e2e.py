@@ -134,6 +134,7 @@ def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -
     page.goto("/")
     page.get_by_text("Drop a product photo here").wait_for()
     assert time.monotonic() - start < 1.5  # usable within about a second on loopback
+    _shot(page, "home")
     row = _query_row(dataset, dataset_rows, "Watches")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
     page.get_by_role("button", name="Search", exact=True).click()
@@ -244,6 +245,7 @@ def test_import_shows_progress_to_100(page, dataset: Path, dataset_rows, tmp_pat
     status = page.get_by_test_id("import-status").get_by_role("status").inner_text()
     assert "10 added" in status and "1 failed" in status
     assert "imp-bad" in page.get_by_role("table").inner_text()
+    page.wait_for_timeout(400)  # let the bar's fill animation finish before the picture
     _shot(page, "import")
     shutil.rmtree(tmp_path, ignore_errors=True)
 

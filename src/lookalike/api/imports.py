@@ -123,7 +123,9 @@ class ImportRunner:
             updated=summary.updated,
             unchanged=summary.unchanged,
             errors=errors[:MAX_ERRORS_KEPT],
-            message=f"{len(errors)} rows failed" if errors else None,
+            message=(
+                f"{len(errors)} row{'s' if len(errors) > 1 else ''} failed" if errors else None
+            ),
         )
 
     def _localise(self, record: CatalogRecord, folder: Path, n: int) -> str | None:
