@@ -7,20 +7,17 @@ import csv
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
+from tests.server import running_server
 
 pytestmark = pytest.mark.dataset
 REPO = Path(__file__).resolve().parents[2]
@@ -55,33 +52,14 @@ def server(
     engine = Engine(settings)
     engine.ingest(read_catalog(catalog).records)
     engine.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {
-        **os.environ,
         "LOOKALIKE_HOME": str(home),
         "LOOKALIKE_MODEL_CACHE": str(model_cache),
-        "LOOKALIKE_PORT": str(port),
         "LOOKALIKE_API_KEYS": KEY,
         "LOOKALIKE_WEB_DIR": str(WEB),
     }
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], env=env, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("server did not become ready")
+    with running_server(env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,16 @@ def onnx_model_path(cache_dir: Path) -> Path:
 
 
 def export_trunk(path: Path) -> None:
-    """Export the feature trunk with a dynamic batch axis; write-then-rename so a crash
-    never leaves a half-written model behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Export the feature trunk of the shipped weights."""
     log.info("exporting EfficientNet-Lite0 trunk to ONNX at %s", path)
-    model = FeatureMap(load_classifier()).eval()
+    export_model(FeatureMap(load_classifier()), path)
+
+
+def export_model(model: torch.nn.Module, path: Path) -> None:
+    """Export ``model`` (images in, ``features`` out) with a dynamic batch axis;
+    write-then-rename so a crash never leaves a half-written model behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
     dummy = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     os.close(fd)

@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from PIL import Image, ImageEnhance
 
 from lookalike.embeddings.color import color_descriptor
 from lookalike.embeddings.embedder import EmbedderConfig
+from lookalike.embeddings.onnx_export import export_model
 from lookalike.embeddings.pooling import l2_normalize
 from lookalike.engine import Engine
 from lookalike.errors import CatalogFileError
@@ -186,7 +186,7 @@ def train(
     staging = folder.with_name(folder.name + ".partial")
     staging.mkdir(parents=True, exist_ok=True)
     torch.save(tail.state_dict(), staging / "head.pt")
-    _export(FineTuned(front, tail).eval(), staging / "model.onnx")
+    export_model(FineTuned(front, tail), staging / "model.onnx")
     best = history[best_epoch - 1].val
     card: dict[str, Any] = {
         "version": version,
@@ -249,26 +249,10 @@ def _freeze_batchnorm(model: torch.nn.Module) -> None:
 def _front_session(front: Front, path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
-    _export(front, path)
+    export_model(front, path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _export(model: torch.nn.Module, path: Path) -> None:
-    dummy = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(path),
-            input_names=["images"],
-            output_names=["features"],
-            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
 
 
 def _augment(img: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -1,26 +1,15 @@
-import { useQuery } from "@tanstack/react-query";
-import { listCategories, type Filters } from "../lib/api";
+import type { Filters } from "../lib/api";
+import { CategorySelect } from "./CategorySelect";
 
 /** Category and price filters; changes apply at once (no page reload). */
 export function FilterBar({ filters, onChange }: { filters: Filters; onChange: (f: Filters) => void }) {
-  const categories = useQuery({ queryKey: ["categories"], queryFn: listCategories });
   const price = (v: string) => (v === "" ? undefined : Number(v));
   return (
     <div className="filters" role="group" aria-label="Filters">
-      <label>
-        Category
-        <select
-          value={filters.category ?? ""}
-          onChange={(e) => onChange({ ...filters, category: e.target.value || undefined })}
-        >
-          <option value="">All categories</option>
-          {categories.data?.map((c) => (
-            <option key={c.name} value={c.name}>
-              {c.name} ({c.count})
-            </option>
-          ))}
-        </select>
-      </label>
+      <CategorySelect
+        value={filters.category ?? ""}
+        onChange={(category) => onChange({ ...filters, category: category || undefined })}
+      />
       <label>
         Min price
         <input

@@ -1,7 +1,8 @@
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useSearchParams } from "react-router-dom";
 import { ProductGrid } from "../components/ProductGrid";
-import { listCategories, listProducts } from "../lib/api";
+import { CategorySelect } from "../components/CategorySelect";
+import { listProducts } from "../lib/api";
 
 const PAGE_SIZE = 48;
 
@@ -11,7 +12,6 @@ export function CatalogPage() {
   const category = params.get("category") || undefined;
   const q = params.get("q") || undefined;
   const page = Math.max(1, Number(params.get("page") || 1));
-  const categories = useQuery({ queryKey: ["categories"], queryFn: listCategories });
   const products = useQuery({
     queryKey: ["products", category, q, page],
     queryFn: () => listProducts(page, PAGE_SIZE, category, q),
@@ -30,17 +30,7 @@ export function CatalogPage() {
     <section>
       <h1>Catalog</h1>
       <div className="filters">
-        <label>
-          Category
-          <select value={category ?? ""} onChange={(e) => go({ category: e.target.value, page: undefined })}>
-            <option value="">All categories</option>
-            {categories.data?.map((c) => (
-              <option key={c.name} value={c.name}>
-                {c.name} ({c.count})
-              </option>
-            ))}
-          </select>
-        </label>
+        <CategorySelect value={category ?? ""} onChange={(c) => go({ category: c, page: undefined })} />
         <label>
           Title contains
           <input type="search" defaultValue={q} onKeyDown={(e) => e.key === "Enter" && go({ q: e.currentTarget.value, page: undefined })} />
