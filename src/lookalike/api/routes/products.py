@@ -103,6 +103,39 @@ _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def product_fields(
+    title: Annotated[str | None, Form(max_length=2000)] = None,
+    category: Annotated[str | None, Form(max_length=255)] = None,
+    price: Annotated[float | None, Form(ge=0)] = None,
+    currency: Annotated[str | None, Form(max_length=8)] = None,
+    url: Annotated[str | None, Form(max_length=2048)] = None,
+    metadata: Annotated[str | None, Form(description="JSON object")] = None,
+) -> dict[str, Any]:
+    """The product fields a create or update form may carry (those given only)."""
+    given = {
+        "title": title,
+        "category": category,
+        "price": price,
+        "currency": currency,
+        "url": url,
+        "attributes": _metadata(metadata),
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+async def _stored_image(svc: Services, upload: UploadFile) -> tuple[dict[str, Any], Any]:
+    """Decode, embed and keep an uploaded image: its product fields and its vector."""
+    loaded, vector, data = await _image(svc, upload)
+    path = await run_in_threadpool(svc.store_upload, loaded, data)
+    fields = {
+        "image_path": str(path),
+        "image_sha256": loaded.sha256,
+        "image_width": loaded.width,
+        "image_height": loaded.height,
+    }
+    return fields, vector
+
+
 @router.post(
     "/products",
     response_model=Product,
@@ -114,31 +147,12 @@ async def create_product(
     svc: Annotated[Services, Depends(services)],
     sku: Annotated[str, Form(min_length=1, max_length=255)],
     image: Annotated[UploadFile, File()],
-    title: Annotated[str | None, Form(max_length=2000)] = None,
-    category: Annotated[str | None, Form(max_length=255)] = None,
-    price: Annotated[float | None, Form(ge=0)] = None,
-    currency: Annotated[str | None, Form(max_length=8)] = None,
-    url: Annotated[str | None, Form(max_length=2048)] = None,
-    metadata: Annotated[str | None, Form(description="JSON object")] = None,
+    fields: Annotated[dict[str, Any], Depends(product_fields)],
 ) -> Product:
     if await run_in_threadpool(svc.engine.store.get, sku) is not None:
         raise Problem(409, f"a product with SKU {sku!r} exists; use PUT to change it")
-    attributes = _metadata(metadata) or {}
-    loaded, vector, data = await _image(svc, image)
-    path = await run_in_threadpool(svc.store_upload, loaded, data)
-    product = ProductData(
-        sku=sku,
-        image_path=str(path),
-        image_sha256=loaded.sha256,
-        title=title,
-        category=category,
-        price=price,
-        currency=currency,
-        url=url,
-        image_width=loaded.width,
-        image_height=loaded.height,
-        attributes=attributes,
-    )
+    image_fields, vector = await _stored_image(svc, image)
+    product = ProductData(sku=sku, **image_fields, **fields)
     stored = await run_in_threadpool(svc.engine.upsert_product, product, vector)
     return Product.of(stored)
 
@@ -152,41 +166,18 @@ async def create_product(
 async def update_product(
     sku: str,
     svc: Annotated[Services, Depends(services)],
+    fields: Annotated[dict[str, Any], Depends(product_fields)],
     image: Annotated[UploadFile | None, File()] = None,
-    title: Annotated[str | None, Form(max_length=2000)] = None,
-    category: Annotated[str | None, Form(max_length=255)] = None,
-    price: Annotated[float | None, Form(ge=0)] = None,
-    currency: Annotated[str | None, Form(max_length=8)] = None,
-    url: Annotated[str | None, Form(max_length=2048)] = None,
-    metadata: Annotated[str | None, Form(description="JSON object")] = None,
 ) -> Product:
     """Change the given fields (others stay); a new image is re-embedded."""
     current = await run_in_threadpool(svc.engine.store.get, sku)
     if current is None:
         raise ProductNotFoundError(sku)
-    changes: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "title": title,
-            "category": category,
-            "price": price,
-            "currency": currency,
-            "url": url,
-            "attributes": _metadata(metadata),
-        }.items()
-        if v is not None
-    }
     vector = None
     if image is not None and (image.filename or image.size):
-        loaded, vector, data = await _image(svc, image)
-        path = await run_in_threadpool(svc.store_upload, loaded, data)
-        changes.update(
-            image_path=str(path),
-            image_sha256=loaded.sha256,
-            image_width=loaded.width,
-            image_height=loaded.height,
-        )
-    updated = ProductData(**{**current.__dict__, **changes})
+        image_fields, vector = await _stored_image(svc, image)
+        fields = {**fields, **image_fields}
+    updated = ProductData(**{**current.__dict__, **fields})
     stored = await run_in_threadpool(svc.engine.upsert_product, updated, vector)
     return Product.of(stored)
 
