@@ -211,3 +211,42 @@ def test_png_with_alpha_search_works(client: TestClient) -> None:
     Image.new("RGBA", (120, 160), (200, 30, 30, 128)).save(buf, "PNG")
     r = client.post("/api/v1/search", files={"image": ("a.png", buf.getvalue(), "image/png")})
     assert r.status_code == 200 and len(r.json()["results"]) == 12
+
+
+def test_chunked_upload_without_length_is_cut_off_at_the_limit(
+    client: TestClient, api_settings: Settings
+) -> None:
+    boundary = "xyz"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for _ in range(api_settings.max_upload_bytes // (1 << 20) + 2):
+            yield b"\xff" * (1 << 20)
+
+    r = client.post(
+        "/api/v1/search",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert "content-length" not in r.request.headers
+    _problem(r, 413)
+
+
+def test_url_fetch_connects_to_the_checked_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lookalike.api import fetch
+
+    # The name resolves to a public address at check time; the request must go to that
+    # address (with the original Host), so a second DNS answer cannot redirect it.
+    monkeypatch.setattr(
+        fetch.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 0))]
+    )
+    target, headers, ext = fetch._pinned(
+        "https://shop.example:8443/a.jpg",
+        fetch.check_url("https://shop.example:8443/a.jpg", allow_private=False),
+    )
+    assert target == "https://93.184.216.34:8443/a.jpg"
+    assert headers == {"Host": "shop.example:8443"} and ext == {"sni_hostname": "shop.example"}

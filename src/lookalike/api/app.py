@@ -111,6 +111,10 @@ def _mount_front_end(app: FastAPI, settings: Settings) -> None:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
+class _BodyTooLargeError(Exception):
+    pass
+
+
 class LimitsAndMetrics:
     """Refuse bodies over the size limit before reading them; time every request.
     (Plain ASGI: cheaper than BaseHTTPMiddleware on the hot path.)"""
@@ -130,21 +134,38 @@ class LimitsAndMetrics:
             else self.settings.max_upload_bytes + 64 * 1024
         )
         length = request.headers.get("content-length")
+        too_large = problems.problem_response(request, 413, f"request body over {limit} bytes")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            response = problems.problem_response(request, 413, f"request body over {limit} bytes")
-            await response(scope, receive, send)
+            await too_large(scope, receive, send)
             return
         start = time.perf_counter()
         status = 500
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            # Bodies without a Content-Length (chunked) are counted as they arrive.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLargeError
+            return message
 
         async def send_and_record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, counting_receive, send_and_record)
+        except _BodyTooLargeError:
+            if started:
+                raise
+            status = 413
+            await too_large(scope, receive, send)
         finally:
             svc: Services | None = getattr(scope["app"].state, "services", None)
             if svc is not None:

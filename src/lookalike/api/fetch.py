@@ -2,8 +2,9 @@
 
 Only http/https; every address the host resolves to must be public (not loopback,
 private, link-local, multicast, reserved or unspecified) unless settings allow private
-ones; redirects are followed by hand (at most 3) and each target is checked the same
-way; time and size are limited.
+ones; the connection goes to the address that was checked (so a second DNS answer cannot
+swap in a private one); redirects are followed by hand (at most 3) and each target is
+checked the same way; time and size are limited.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ class UnsafeURLError(ImageNotFoundError):
     code = "unsafe_url"
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Raise UnsafeURLError unless ``url`` is http(s) to an allowed address."""
+def check_url(url: str, allow_private: bool) -> str:
+    """The address to connect to for ``url``; UnsafeURLError unless it is http(s) to an
+    allowed address."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURLError(url, "only http and https URLs are allowed")
@@ -36,21 +38,34 @@ def check_url(url: str, allow_private: bool) -> None:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 0, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURLError(url, f"cannot resolve host: {exc}") from None
-    if allow_private:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURLError(url, f"host resolves to a non-public address ({address})")
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if not address.is_global or address.is_multicast:
+                raise UnsafeURLError(url, f"host resolves to a non-public address ({address})")
+    return str(addresses[0])
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``url`` rewritten to connect to ``address``, with the Host header (and TLS server
+    name) of the original host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal + (f":{parts.port}" if parts.port else "")
+    host_header = host + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl(), {"Host": host_header}, {"sni_hostname": host}
 
 
 def fetch_image(url: str, *, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
     """Download ``url`` (following safe redirects) and return at most ``max_bytes``."""
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(url, allow_private)
+            target, headers, extensions = _pinned(url, check_url(url, allow_private))
             try:
-                with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
+                with client.stream(
+                    "GET", target, headers={"Accept": "image/*", **headers}, extensions=extensions
+                ) as response:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("location", ""))
                         continue
