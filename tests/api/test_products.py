@@ -134,3 +134,26 @@ def test_bad_write_input(client: TestClient, dataset: Path, api_rows) -> None:  
         headers=AUTH,
     )
     assert r.status_code == 422
+
+
+def test_chunked_product_upload_over_the_limit_is_413(
+    client: TestClient, api_settings: Settings
+) -> None:
+    boundary = "b0"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="sku"\r\n\r\nbig\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+    ).encode()
+
+    def body():  # type: ignore[no-untyped-def]
+        yield head
+        for _ in range(api_settings.max_upload_bytes // (1 << 20) + 2):
+            yield b"\xff" * (1 << 20)
+
+    r = client.post(
+        "/api/v1/products",
+        content=body(),
+        headers={**AUTH, "content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    assert client.get("/api/v1/products/big").status_code == 404

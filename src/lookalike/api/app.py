@@ -111,10 +111,6 @@ def _mount_front_end(app: FastAPI, settings: Settings) -> None:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
 class LimitsAndMetrics:
     """Refuse bodies over the size limit before reading them; time every request.
     (Plain ASGI: cheaper than BaseHTTPMiddleware on the hot path.)"""
@@ -150,7 +146,7 @@ class LimitsAndMetrics:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLargeError
+                    raise problems.BodyTooLargeError(limit)
             return message
 
         async def send_and_record(message: Message) -> None:
@@ -161,7 +157,7 @@ class LimitsAndMetrics:
 
         try:
             await self.app(scope, counting_receive, send_and_record)
-        except _BodyTooLargeError:
+        except problems.BodyTooLargeError:
             if started:
                 raise
             status = 413

@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
 
+class BodyTooLargeError(Exception):
+    """Raised while a request body is read, once it passes the size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit} bytes")
+
+
 class Problem(Exception):
     """Raise to answer with a problem document."""
 
@@ -69,6 +76,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI reports any failure while parsing a form as 400; a body cut off at the
+        # size limit is a 413.
+        if isinstance(exc.__cause__, BodyTooLargeError):
+            return problem_response(request, 413, str(exc.__cause__))
         return problem_response(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.api.batcher import MicroBatcher
 from lookalike.api.metrics import Metrics
 from lookalike.config import Settings
+from lookalike.embeddings.embedder import PreparedImage
 from lookalike.engine import Engine, SearchSession
 from lookalike.images.loader import LoadedImage
 
@@ -31,12 +33,26 @@ class Services:
     metrics: Metrics
     importer: object  # lookalike.api.imports.ImportRunner (kept loose to avoid a cycle)
 
-    async def embed(self, image: LoadedImage) -> tuple[np.ndarray, SearchSession]:
-        """Decode-side work on a thread, then the batched model call; with the session
-        (embedder + index of one model version) the vector belongs to."""
-        session = await run_in_threadpool(self.engine.session)
-        prepared = await run_in_threadpool(session.embedder.prepare, image)
-        return await self.batcher.embed(prepared, session.embedder), session
+    async def embed(
+        self,
+        data: bytes,
+        source: str,
+        adjust: Callable[[LoadedImage], LoadedImage] | None = None,
+    ) -> tuple[np.ndarray, SearchSession, LoadedImage]:
+        """Decode ``data`` (then ``adjust`` it, e.g. crop) and prepare it in one trip to a
+        worker thread, then the batched model call. Returns the vector, the session
+        (embedder + index of one model version) it belongs to, and the decoded image."""
+
+        def prepare() -> tuple[PreparedImage, SearchSession, LoadedImage]:
+            self.engine.refresh_if_stale()
+            image = self.engine.load_query(data, source)
+            if adjust is not None:
+                image = adjust(image)
+            session = self.engine.session()
+            return session.embedder.prepare(image), session, image
+
+        prepared, session, image = await run_in_threadpool(prepare)
+        return await self.batcher.embed(prepared, session.embedder), session, image
 
     def store_upload(self, image: LoadedImage, data: bytes) -> Path:
         """Keep an uploaded image, named by its content hash (so never by the request)."""

@@ -90,8 +90,7 @@ async def _image(svc: Services, upload: UploadFile) -> tuple[Any, Any, bytes]:
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise Problem(413, f"image larger than {limit} bytes")
-    image = await run_in_threadpool(svc.engine.load_query, data, upload.filename or "upload")
-    vector, _ = await svc.embed(image)
+    vector, _, image = await svc.embed(data, upload.filename or "upload")
     return image, vector, data
 
 

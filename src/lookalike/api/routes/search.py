@@ -64,11 +64,10 @@ async def search(request: Request, svc: Services = Depends(services)) -> SearchR
     lo, hi = params.min_price, params.max_price
     if lo is not None and hi is not None and lo > hi:
         raise Problem(400, "min_price is larger than max_price")
-    image = await run_in_threadpool(svc.engine.load_query, data, source)
-    if params.crop is not None:
-        image = _crop(image, params.crop)
-    await run_in_threadpool(svc.engine.refresh_if_stale)
-    vector, session = await svc.embed(image)
+    crop = params.crop
+    vector, session, image = await svc.embed(
+        data, source, (lambda img: _crop(img, crop)) if crop is not None else None
+    )
     filters = Filters(params.category, params.min_price, params.max_price)
     hits = await run_in_threadpool(
         svc.engine.search_vector, vector, params.k, filters, session.index
