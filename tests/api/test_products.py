@@ -157,3 +157,23 @@ def test_chunked_product_upload_over_the_limit_is_413(
     )
     assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
     assert client.get("/api/v1/products/big").status_code == 404
+
+
+def test_private_reads_and_cors(api_settings: Settings) -> None:
+    settings = api_settings.model_copy(
+        update={"public_reads": False, "cors_origins": "https://shop.example"}
+    )
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/api/v1/categories").status_code == 401
+        assert c.get("/api/v1/categories", headers=AUTH).status_code == 200
+        assert c.get("/healthz").status_code == 200  # probes stay open
+        preflight = c.options(
+            "/api/v1/search",
+            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+        other = c.options(
+            "/api/v1/search",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers
