@@ -52,18 +52,26 @@ def dataset_rows(dataset: Path) -> list[dict[str, str]]:
     return rows[:: max(1, len(rows) // SLICE_SIZE)][:SLICE_SIZE]
 
 
-@pytest.fixture
-def slice_catalog(tmp_path: Path, dataset: Path, dataset_rows: list[dict[str, str]]) -> Path:
-    """A CSV catalog of the 200-image slice; images stay in the shared folder."""
-    path = tmp_path / "catalog.csv"
+def write_catalog(
+    path: Path, dataset: Path, rows: list[dict[str, str]], first_price: float = 10
+) -> Path:
+    """A CSV catalog of dev-set rows (images stay in the shared folder); prices count up
+    from ``first_price`` EUR so price filters have something to filter."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sku", "image", "title", "category", "price", "currency", "color"])
-        for i, r in enumerate(dataset_rows):
+        for i, r in enumerate(rows):
+            image = dataset / r["file"]
             w.writerow(
-                [r["id"], dataset / r["file"], r["title"], r["category"], 10 + i, "EUR", r["color"]]
+                [r["id"], image, r["title"], r["category"], first_price + i, "EUR", r["color"]]
             )
     return path
+
+
+@pytest.fixture
+def slice_catalog(tmp_path: Path, dataset: Path, dataset_rows: list[dict[str, str]]) -> Path:
+    """A CSV catalog of the 200-image slice."""
+    return write_catalog(tmp_path / "catalog.csv", dataset, dataset_rows)
 
 
 def _postgres_available() -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from lookalike.api.app import create_app
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
+from tests.conftest import write_catalog
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -31,14 +31,7 @@ def api_settings(
     api_rows: list[dict[str, str]],
 ) -> Settings:
     home = tmp_path_factory.mktemp("api-home")
-    catalog = home / "catalog.csv"
-    with catalog.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sku", "image", "title", "category", "price", "currency", "color"])
-        for i, r in enumerate(api_rows):
-            w.writerow(
-                [r["id"], dataset / r["file"], r["title"], r["category"], 5 + i, "EUR", r["color"]]
-            )
+    catalog = write_catalog(home / "catalog.csv", dataset, api_rows, first_price=5)
     settings = Settings(  # type: ignore[call-arg]
         home=home, model_cache=model_cache, api_keys=API_KEY, _env_file=None
     )

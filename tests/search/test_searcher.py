@@ -11,6 +11,7 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
 from lookalike.search import Filters
+from tests.conftest import write_catalog
 
 pytestmark = pytest.mark.dataset
 
@@ -31,17 +32,7 @@ def engine(
 def module_slice_catalog(
     tmp_path_factory: pytest.TempPathFactory, dataset: Path, dataset_rows: list[dict[str, str]]
 ) -> Path:
-    import csv
-
-    path = tmp_path_factory.mktemp("catalog") / "catalog.csv"
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sku", "image", "title", "category", "price", "color"])
-        for i, r in enumerate(dataset_rows):
-            w.writerow(
-                [r["id"], dataset / r["file"], r["title"], r["category"], 10 + i, r["color"]]
-            )
-    return path
+    return write_catalog(tmp_path_factory.mktemp("catalog") / "catalog.csv", dataset, dataset_rows)
 
 
 def test_a_catalog_photo_finds_itself_first(

@@ -17,6 +17,7 @@ import pytest
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
+from tests.conftest import write_catalog
 from tests.server import running_server
 
 pytestmark = pytest.mark.dataset
@@ -42,12 +43,7 @@ def server(
     _need((WEB / "index.html").exists(), f"front end not built at {WEB} (run `make web`)")
     _need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     home = tmp_path_factory.mktemp("e2e-home")
-    catalog = home / "catalog.csv"
-    with catalog.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sku", "image", "title", "category", "price", "currency"])
-        for i, r in enumerate(dataset_rows[::2][:80]):
-            w.writerow([r["id"], dataset / r["file"], r["title"], r["category"], 10 + i, "EUR"])
+    catalog = write_catalog(home / "catalog.csv", dataset, dataset_rows[::2][:80])
     settings = Settings(home=home, model_cache=model_cache, _env_file=None)  # type: ignore[call-arg]
     engine = Engine(settings)
     engine.ingest(read_catalog(catalog).records)
