@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +88,7 @@ class Engine:
         active = self._active
         if active is None:
             return EmbedderConfig.from_settings(self.settings)
-        try:
-            config = EmbedderConfig.from_version(active, self.settings.model_dir)
-        except (KeyError, ValueError) as exc:
-            raise ModelVersionError(
-                f"the catalog was embedded with {active}, which cannot be reproduced here "
-                f"({exc}); run `lookalike reembed`"
-            ) from None
-        if config.version != active:
-            raise ModelVersionError(
-                f"the catalog was embedded with {active}, which these weights cannot "
-                "reproduce; run `lookalike reembed`"
-            )
-        return config
+        return _config_for(active, self.settings.model_dir)
 
     @property
     def embedder(self) -> Embedder:
@@ -363,6 +352,25 @@ class Engine:
     def close(self) -> None:
         self.flush_index()
         self.store.close()
+
+
+@lru_cache(maxsize=16)
+def _config_for(version: str, model_dir: Path) -> EmbedderConfig:
+    """The config behind a catalog's model version. Cached: it is asked several times per
+    search, and a fine-tuned version's card (immutable once registered) is a file read."""
+    try:
+        config = EmbedderConfig.from_version(version, model_dir)
+    except (KeyError, ValueError) as exc:
+        raise ModelVersionError(
+            f"the catalog was embedded with {version}, which cannot be reproduced here "
+            f"({exc}); run `lookalike reembed`"
+        ) from None
+    if config.version != version:
+        raise ModelVersionError(
+            f"the catalog was embedded with {version}, which these weights cannot "
+            "reproduce; run `lookalike reembed`"
+        )
+    return config
 
 
 def _no_change(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
