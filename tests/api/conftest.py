@@ -45,3 +45,11 @@ def api_settings(
 def client(api_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings)) as c:
         yield c
+
+
+def oversized_body(head: bytes, limit: int) -> Iterator[bytes]:
+    """A multipart body sent chunked (no Content-Length): ``head`` then 1 MiB blocks
+    until well past ``limit`` bytes."""
+    yield head
+    for _ in range(limit // (1 << 20) + 2):
+        yield b"\xff" * (1 << 20)

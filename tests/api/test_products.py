@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from lookalike.api.app import create_app
 from lookalike.config import Settings
-from tests.api.conftest import AUTH
+from tests.api.conftest import AUTH, oversized_body
 
 pytestmark = pytest.mark.dataset
 
@@ -145,14 +145,9 @@ def test_chunked_product_upload_over_the_limit_is_413(
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
     ).encode()
 
-    def body():  # type: ignore[no-untyped-def]
-        yield head
-        for _ in range(api_settings.max_upload_bytes // (1 << 20) + 2):
-            yield b"\xff" * (1 << 20)
-
     r = client.post(
         "/api/v1/products",
-        content=body(),
+        content=oversized_body(head, api_settings.max_upload_bytes),
         headers={**AUTH, "content-type": f"multipart/form-data; boundary={boundary}"},
     )
     assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"

@@ -17,6 +17,7 @@ from PIL import Image
 
 from lookalike.api.app import create_app
 from lookalike.config import Settings
+from tests.api.conftest import oversized_body
 
 pytestmark = pytest.mark.dataset
 
@@ -222,14 +223,9 @@ def test_chunked_upload_without_length_is_cut_off_at_the_limit(
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode()
 
-    def body() -> Iterator[bytes]:
-        yield head
-        for _ in range(api_settings.max_upload_bytes // (1 << 20) + 2):
-            yield b"\xff" * (1 << 20)
-
     r = client.post(
         "/api/v1/search",
-        content=body(),
+        content=oversized_body(head, api_settings.max_upload_bytes),
         headers={"content-type": f"multipart/form-data; boundary={boundary}"},
     )
     assert "content-length" not in r.request.headers
