@@ -50,13 +50,27 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    change_check_ms: float = Field(
+        100.0, ge=0.0, description="How often a worker looks for other workers' writes"
+    )
+    access_log: bool = Field(
+        False, description="Log every request (/metrics counts them either way)"
+    )
     api_keys: str = Field("", description="Comma-separated keys that may write (Bearer)")
     public_reads: bool = Field(True, description="Reads need no key when true")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS")
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     max_import_bytes: int = Field(512 * 1024 * 1024, ge=1024)
-    max_batch: int = Field(16, ge=1, le=256, description="Largest micro-batch of searches")
-    max_batch_wait_ms: float = Field(4.0, ge=0.0, description="How long a batch waits to fill")
+    max_batch: int = Field(4, ge=1, le=256, description="Largest micro-batch of searches")
+    inference_streams: int = Field(
+        0, ge=0, le=64, description="Model calls the API runs at once; 0 = automatic"
+    )
+    max_batch_wait_ms: float = Field(
+        0.0,
+        ge=0.0,
+        description="How long a batch waits to fill; 0 = it holds what queued while the "
+        "model was busy",
+    )
     web_dir: Path = Field(Path("web/dist"), description="Built front end served at /")
     allow_private_urls: bool = Field(
         False, description="Let image_url reach loopback/private addresses (tests, intranets)"
@@ -89,6 +103,19 @@ class Settings(BaseSettings):
     @property
     def onnx_threads(self) -> int:
         return self.threads or (os.cpu_count() or 1)
+
+    @property
+    def api_streams(self) -> int:
+        """Parallel model calls in the API server (automatic: 2 when there are 2 cores)."""
+        return self.inference_streams or min(2, os.cpu_count() or 1)
+
+    def for_api(self) -> Settings:
+        """These settings as the API server uses them: unless ``threads`` is set, each
+        inference stream gets its share of the cores, not all of them."""
+        if self.threads:
+            return self
+        share = max(1, (os.cpu_count() or 1) // self.api_streams)
+        return self.model_copy(update={"threads": share})
 
 
 def get_settings() -> Settings:

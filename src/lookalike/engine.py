@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,6 +61,7 @@ class Engine:
         self._index: VectorIndex | None = None
         self.last_sync: SyncReport | None = None
         self._generation = self.store.generation()
+        self._checked_at = time.monotonic()
         self._active: str | None = self.store.active_model_version()
         self._dirty = False  # index changed in memory, not yet saved
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
@@ -121,9 +123,15 @@ class Engine:
                 self._index, self.last_sync = self.index_manager.load()
             return self._index
 
-    def refresh_if_stale(self) -> bool:
+    def refresh_if_stale(self, max_age_s: float = 0.0) -> bool:
         """Reload the index when another process changed the catalog (several server
-        workers share one database). Returns True when a reload was scheduled."""
+        workers share one database). Skips the check if the last one is younger than
+        ``max_age_s`` (this process's own writes are visible at once anyway). Returns
+        True when a reload was scheduled."""
+        now = time.monotonic()
+        if now - self._checked_at < max_age_s:
+            return False
+        self._checked_at = now
         generation = self.store.generation()
         if generation == self._generation:
             return False
@@ -132,6 +140,7 @@ class Engine:
                 self._index.save(self.index_manager.folder)
                 self._dirty = False
             self._index = None  # reloaded on next use: from disk if consistent, else rebuilt
+            self.store.forget_rows()
             self._generation = generation
             self._active = self.store.active_model_version()
         return True

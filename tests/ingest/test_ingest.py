@@ -153,5 +153,11 @@ def test_a_second_process_sees_writes_through_the_change_counter(
     assert len(reader.index) == 24 and records[0].sku not in [
         h.product.sku for h in reader.search_files([records[0].image], k=24)[0].hits
     ]
+    # The API looks at most every change_check_ms: a check just made is not repeated.
+    writer.delete([records[1].sku])
+    assert reader.refresh_if_stale(max_age_s=0)
+    writer.delete([records[2].sku])
+    assert not reader.refresh_if_stale(max_age_s=60)
+    assert reader.refresh_if_stale(max_age_s=0)
     writer.close()
     reader.close()

@@ -111,3 +111,33 @@ def test_stats(store: CatalogStore) -> None:
     assert stats["products"] == 2
     assert stats["categories"] == {"Shoes": 2}
     assert stats["embeddings"] == {"m1": 2}
+
+
+def test_cached_rows_follow_writes(store: CatalogStore, database_url: str) -> None:
+    ids = store.upsert([(_p("s1", title="old"), _v(1)), (_p("s2", "b" * 64), _v(2))], "m1")
+    assert store.by_ids(ids)[ids[0]].title == "old"  # now cached
+    store.upsert([(_p("s1", title="new"), None)], "m1")
+    assert store.by_ids(ids)[ids[0]].title == "new"
+    store.delete(["s2"])
+    assert ids[1] not in store.by_ids(ids)
+    # Another process writes: this store learns of it from the change counter, then
+    # forgets its rows (Engine.refresh_if_stale does that).
+    other = CatalogStore(database_url)
+    other.upsert([(_p("s1", title="elsewhere"), None)], "m1")
+    other.close()
+    assert store.by_ids([ids[0]])[ids[0]].title == "new"
+    store.forget_rows()
+    assert store.by_ids([ids[0]])[ids[0]].title == "elsewhere"
+
+
+def test_row_cache_is_bounded_and_a_read_racing_a_write_stays_out() -> None:
+    from lookalike.store.catalog import _RowCache
+
+    cache = _RowCache(2)
+    _, epoch = cache.lookup([])
+    cache.store({i: _p(f"s{i}") for i in (1, 2, 3)}, epoch)
+    assert set(cache.lookup([1, 2, 3])[0]) == {2, 3}  # the oldest went
+    _, epoch = cache.lookup([4])  # a read starts...
+    cache.clear()  # ...a write commits...
+    cache.store({4: _p("s4")}, epoch)  # ...the read's rows predate it
+    assert cache.lookup([4])[0] == {}

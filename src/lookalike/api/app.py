@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. The model and the index load once, at start-up."""
-    settings = settings or get_settings()
+    settings = (settings or get_settings()).for_api()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,11 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_batch,
             settings.max_batch_wait_ms,
             metrics.batch_size.observe,
+            streams=settings.api_streams,
         )
         await batcher.start()
         importer = ImportRunner(engine, settings)
         importer.start()
-        app.state.services = Services(settings, engine, batcher, metrics, importer)
+        app.state.services = svc = Services(settings, engine, batcher, metrics, importer)
         if not settings.api_key_list:
             log.warning("no API key configured (LOOKALIKE_API_KEYS): writes are refused")
         flusher = asyncio.create_task(periodic_flush(engine))
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await flusher
             importer.stop()
             await batcher.stop()
+            svc.cpu.shutdown(wait=True)
             await run_in_threadpool(engine.close)
 
     app = FastAPI(
@@ -126,13 +128,17 @@ class LimitsAndMetrics:
         request = Request(scope)
         limit = (
             self.settings.max_import_bytes + 1024 * 1024
-            if request.url.path.startswith(f"{API_PREFIX}/imports")
+            if scope["path"].startswith(f"{API_PREFIX}/imports")
             else self.settings.max_upload_bytes + 64 * 1024
         )
+
+        async def too_large() -> None:
+            detail = f"request body over {limit} bytes"
+            await problems.problem_response(request, 413, detail)(scope, receive, send)
+
         length = request.headers.get("content-length")
-        too_large = problems.problem_response(request, 413, f"request body over {limit} bytes")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await too_large(scope, receive, send)
+            await too_large()
             return
         start = time.perf_counter()
         status = 500
@@ -161,7 +167,7 @@ class LimitsAndMetrics:
             if started:
                 raise
             status = 413
-            await too_large(scope, receive, send)
+            await too_large()
         finally:
             svc: Services | None = getattr(scope["app"].state, "services", None)
             if svc is not None:
@@ -183,4 +189,6 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level="info",
+        # A log line per request costs as much as the HTTP parsing; off unless asked for.
+        access_log=settings.access_log,
     )

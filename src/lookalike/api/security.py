@@ -1,4 +1,7 @@
-"""API keys: writes need one; reads are public unless settings say otherwise."""
+"""API keys: writes need one; reads are public unless settings say otherwise.
+
+The dependencies are ``async`` though they never wait: FastAPI runs plain ``def``
+dependencies in a worker thread, a hand-off that costs more than the check itself."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ def _valid(key: str | None, keys: list[str]) -> bool:
     return any(matches)
 
 
-def require_writer(request: Request, svc: Services = Depends(services)) -> None:
+async def require_writer(request: Request, svc: Services = Depends(services)) -> None:
     keys = svc.settings.api_key_list
     if not keys:
         raise Problem(403, "writes are disabled: the server has no API key (LOOKALIKE_API_KEYS)")
@@ -35,7 +38,7 @@ def require_writer(request: Request, svc: Services = Depends(services)) -> None:
         raise Problem(401, "invalid API key")
 
 
-def require_reader(request: Request, svc: Services = Depends(services)) -> None:
+async def require_reader(request: Request, svc: Services = Depends(services)) -> None:
     if svc.settings.public_reads:
         return
     if not _valid(_presented_key(request), svc.settings.api_key_list):

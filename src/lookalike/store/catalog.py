@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +79,7 @@ def _to_data(row: Product) -> ProductData:
 class CatalogStore:
     """Products and embeddings in SQLite or PostgreSQL, migrated to the latest schema on open."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, row_cache_size: int = 20_000) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
@@ -86,6 +88,7 @@ class CatalogStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._rows = _RowCache(row_cache_size)
         self.migrate()
 
     def migrate(self) -> None:
@@ -115,18 +118,30 @@ class CatalogStore:
         return out
 
     def by_ids(self, ids: Sequence[int]) -> dict[int, ProductData]:
-        """Products by id (the search hot path: plain rows, no ORM objects)."""
+        """Products by id: the search hot path, served from a cache of recent rows that
+        every write drops (:meth:`forget_rows`). The returned objects are shared: read
+        them, do not modify them."""
+        out, epoch = self._rows.lookup(ids)
+        missing = [int(i) for i in ids if i not in out]
+        if not missing:
+            return out
         table = Product.__table__
-        out: dict[int, ProductData] = {}
+        fetched: dict[int, ProductData] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks([int(i) for i in ids], 500):
+            for chunk in _chunks(missing, 500):
                 for row in conn.execute(select(table).where(table.c.id.in_(chunk))).mappings():
-                    out[row["id"]] = ProductData(
+                    fetched[row["id"]] = ProductData(
                         id=row["id"],
                         attributes=dict(row["metadata"] or {}),
                         **{f: row[f] for f in _FIELDS},
                     )
-        return out
+        self._rows.store(fetched, epoch)
+        return out | fetched
+
+    def forget_rows(self) -> None:
+        """Drop cached product rows: another process changed the catalog (this store's
+        own writes drop them by themselves)."""
+        self._rows.clear()
 
     def embedded(self, skus: Sequence[str], model_version: str) -> dict[str, StoredEmbedding]:
         """For each SKU that has an embedding under ``model_version``: what it was made from."""
@@ -351,7 +366,9 @@ class CatalogStore:
                     ],
                 )
             _bump(s)
-            return [row.id for row in rows]
+            ids = [row.id for row in rows]
+        self._rows.clear()
+        return ids
 
     def delete(self, skus: Sequence[str]) -> dict[str, int]:
         """Delete products (and their embeddings). Returns sku -> id of those that existed."""
@@ -363,6 +380,7 @@ class CatalogStore:
                 s.execute(delete(Embedding).where(Embedding.product_id.in_(ids)))
                 s.execute(delete(Product).where(Product.id.in_(ids)))
                 _bump(s)
+        self._rows.clear()
         return found
 
     def delete_embeddings(self, model_version: str) -> int:
@@ -370,6 +388,36 @@ class CatalogStore:
             n = s.execute(delete(Embedding).where(Embedding.model_version == model_version))
             _bump(s)
             return int(getattr(n, "rowcount", 0) or 0)
+
+
+class _RowCache:
+    """Bounded id -> ProductData map shared by search threads. A write clears it after
+    its commit and bumps the epoch, so a read that raced the write (it began before the
+    commit) cannot put its stale rows back."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rows: OrderedDict[int, ProductData] = OrderedDict()
+        self._epoch = 0
+        self._lock = threading.Lock()
+
+    def lookup(self, ids: Sequence[int]) -> tuple[dict[int, ProductData], int]:
+        with self._lock:
+            rows = self._rows
+            return {int(i): rows[i] for i in ids if i in rows}, self._epoch
+
+    def store(self, fetched: dict[int, ProductData], epoch: int) -> None:
+        with self._lock:
+            if epoch != self._epoch or self.size == 0:
+                return
+            self._rows.update(fetched)
+            for _ in range(len(self._rows) - self.size):  # evict the oldest entries
+                self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+            self._epoch += 1
 
 
 def _job_dict(job: ImportJob) -> dict[str, Any]:

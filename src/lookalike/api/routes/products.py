@@ -9,11 +9,18 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.problems import Problem
-from lookalike.api.schemas import API_PREFIX, Category, Product, ProductPage, SearchResult
+from lookalike.api.schemas import (
+    API_PREFIX,
+    Category,
+    Product,
+    ProductPage,
+    SearchResult,
+    json_response,
+)
 from lookalike.api.security import require_reader, require_writer
 from lookalike.api.services import Services, services
 from lookalike.errors import ProductNotFoundError
-from lookalike.search.searcher import Filters
+from lookalike.search.searcher import Filters, SearchHit
 from lookalike.store.catalog import ProductData
 
 router = APIRouter(prefix=API_PREFIX, tags=["products"])
@@ -53,11 +60,14 @@ async def similar(
     svc: Annotated[Services, Depends(services)],
     k: Annotated[int, Query(ge=1, le=100)] = 12,
     category: Annotated[str | None, Query(max_length=255)] = None,
-) -> list[SearchResult]:
-    await run_in_threadpool(svc.engine.refresh_if_stale)
-    hits = await run_in_threadpool(svc.engine.similar, sku, k, Filters(category))
+) -> Response:
+    def find() -> list[SearchHit]:
+        svc.engine.refresh_if_stale(svc.settings.change_check_ms / 1000)
+        return svc.engine.similar(sku, k, Filters(category))
+
+    hits = await svc.run(find)
     svc.metrics.searches.labels("similar").inc()
-    return [SearchResult.of(h) for h in hits]
+    return json_response([SearchResult.of(h) for h in hits])
 
 
 @router.get(

@@ -8,14 +8,21 @@ import dataclasses
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from lookalike.api.fetch import fetch_image
 from lookalike.api.problems import Problem
-from lookalike.api.schemas import API_PREFIX, Crop, SearchRequest, SearchResponse, SearchResult
+from lookalike.api.schemas import (
+    API_PREFIX,
+    Crop,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    json_response,
+)
 from lookalike.api.security import require_reader
 from lookalike.api.services import Services, services
 from lookalike.images.loader import LoadedImage
@@ -58,7 +65,7 @@ _OPENAPI = {
         422: {"description": "Validation error"},
     },
 )
-async def search(request: Request, svc: Services = Depends(services)) -> SearchResponse:
+async def search(request: Request, svc: Services = Depends(services)) -> Response:
     start = time.perf_counter()
     params, data, source = await _read_query(request, svc)
     lo, hi = params.min_price, params.max_price
@@ -69,11 +76,9 @@ async def search(request: Request, svc: Services = Depends(services)) -> SearchR
         data, source, (lambda img: _crop(img, crop)) if crop is not None else None
     )
     filters = Filters(params.category, params.min_price, params.max_price)
-    hits = await run_in_threadpool(
-        svc.engine.search_vector, vector, params.k, filters, session.index
-    )
+    hits = await svc.run(svc.engine.search_vector, vector, params.k, filters, session.index)
     svc.metrics.searches.labels("image").inc()
-    return SearchResponse(
+    answer = SearchResponse(
         results=[SearchResult.of(h) for h in hits],
         took_ms=round((time.perf_counter() - start) * 1000, 2),
         query={
@@ -83,6 +88,7 @@ async def search(request: Request, svc: Services = Depends(services)) -> SearchR
             "k": params.k,
         },
     )
+    return json_response(answer)
 
 
 async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, bytes, str]:
