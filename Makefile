@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_KEY ?= demo-key
 
-.PHONY: install web demo test lint format clean
+.PHONY: install web demo test screenshots lint format clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ demo: install web
 
 test: install web
 	$(BIN)/python -m pytest
+
+# The README's pictures: the browser tests photograph the pages; those of catalog pages
+# come from public-domain clip art (apt-get install openclipart-png), as the dev set's
+# photos may not be republished.
+screenshots: install web
+	$(BIN)/python -m pytest -q tests/web/test_public_screenshots.py tests/web/test_e2e.py
+	cp reports/screenshots/public/*.png reports/screenshots/home.png reports/screenshots/import.png docs/screenshots/
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks app.py train.py

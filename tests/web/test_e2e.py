@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 import time
 import zipfile
@@ -14,85 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.config import Settings
-from lookalike.engine import Engine
-from lookalike.ingest.readers import read_catalog
 from tests.conftest import write_catalog
-from tests.server import running_server
+from tests.web.conftest import catalog_server, shot
 
 pytestmark = pytest.mark.dataset
-REPO = Path(__file__).resolve().parents[2]
-WEB = REPO / "web" / "dist"
-CHROMIUM = os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium")
 KEY = "e2e-key-123456"
-SHOTS = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", REPO / "reports" / "screenshots"))
-
-
-def _need(condition: bool, why: str) -> None:
-    if condition:
-        return
-    if os.environ.get("LOOKALIKE_REQUIRE_BROWSER"):
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, model_cache: Path, dataset: Path, dataset_rows
 ) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    _need((WEB / "index.html").exists(), f"front end not built at {WEB} (run `make web`)")
-    _need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     home = tmp_path_factory.mktemp("e2e-home")
     catalog = write_catalog(home / "catalog.csv", dataset, dataset_rows[::2][:80])
-    settings = Settings(home=home, model_cache=model_cache, _env_file=None)  # type: ignore[call-arg]
-    engine = Engine(settings)
-    engine.ingest(read_catalog(catalog).records)
-    engine.close()
-    env = {
-        "LOOKALIKE_HOME": str(home),
-        "LOOKALIKE_MODEL_CACHE": str(model_cache),
-        "LOOKALIKE_API_KEYS": KEY,
-        "LOOKALIKE_WEB_DIR": str(WEB),
-    }
-    with running_server(env) as base:
+    with catalog_server(home, model_cache, catalog, {"LOOKALIKE_API_KEYS": KEY}) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    _need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, server: str):  # type: ignore[no-untyped-def]
-    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(20_000)
-    yield pg
-    context.close()
-
-
-def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def _query_row(dataset: Path, dataset_rows, category: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -108,7 +43,7 @@ def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -
     page.goto("/")
     page.get_by_text("Drop a product photo here").wait_for()
     assert time.monotonic() - start < 1.0  # usable within a second on loopback (0.4 s seen)
-    _shot(page, "home")
+    shot(page, "home")
     row = _query_row(dataset, dataset_rows, "Watches")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
     page.get_by_role("button", name="Search", exact=True).click()
@@ -118,7 +53,7 @@ def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -
     assert cards.first.get_attribute("data-category") == "Watches"
     assert page.get_by_test_id("query-image").is_visible()  # the query stays in view
     page.wait_for_load_state("networkidle")
-    _shot(page, "search-results")
+    shot(page, "search-results")
 
     # Filters apply without a reload and say so in the URL.
     page.get_by_label("Max price").fill("20")
@@ -146,19 +81,19 @@ def test_crop_then_search(page, dataset: Path, dataset_rows) -> None:  # type: i
     page.get_by_role("button", name="Search", exact=True).click()
     page.get_by_text("(cropped region)").wait_for()
     assert page.get_by_test_id("product-card").count() > 0
-    _shot(page, "crop-search")
+    shot(page, "crop-search")
 
 
 def test_browse_similar_products_and_go_back(page, server: str) -> None:  # type: ignore[no-untyped-def]
     page.goto("/catalog")
     page.get_by_test_id("product-card").first.wait_for()
-    _shot(page, "catalog")
+    shot(page, "catalog")
     page.get_by_test_id("product-card").first.locator("a").click()
     page.get_by_role("heading", name="Similar products").wait_for()
     first_url = page.url
     page.get_by_test_id("product-card").first.wait_for()
     page.wait_for_load_state("networkidle")
-    _shot(page, "product-page")
+    shot(page, "product-page")
     page.get_by_test_id("product-card").first.locator("a").click()
     page.wait_for_url(lambda url: url != first_url)
     page.get_by_role("heading", name="Similar products").wait_for()
@@ -220,7 +155,7 @@ def test_import_shows_progress_to_100(page, dataset: Path, dataset_rows, tmp_pat
     assert "10 added" in status and "1 failed" in status
     assert "imp-bad" in page.get_by_role("table").inner_text()
     page.wait_for_timeout(400)  # let the bar's fill animation finish before the picture
-    _shot(page, "import")
+    shot(page, "import")
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 

@@ -1,0 +1,90 @@
+"""What the browser tests share: Debian's Chromium through Playwright, a page on the
+module's ``server`` fixture, and screenshots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import read_catalog
+from tests.server import running_server
+
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "web" / "dist"
+CHROMIUM = os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("LOOKALIKE_SCREENSHOTS", REPO / "reports" / "screenshots"))
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip (or, in CI with LOOKALIKE_REQUIRE_BROWSER set, fail) unless ``condition``."""
+    if condition:
+        return
+    if os.environ.get("LOOKALIKE_REQUIRE_BROWSER"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def shot(page, name: str, full_page: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    """A screenshot under SHOTS (``name`` may hold a sub-folder)."""
+    path = SHOTS / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+@contextmanager
+def catalog_server(
+    home: Path, model_cache: Path, catalog: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Ingest ``catalog`` into ``home`` and serve it, with the built front end, from a
+    real server process; yields the base URL."""
+    need((WEB / "index.html").exists(), f"front end not built at {WEB} (run `make web`)")
+    need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    engine = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))  # type: ignore[call-arg]
+    engine.ingest(read_catalog(catalog).records)
+    engine.close()
+    base_env = {
+        "LOOKALIKE_HOME": str(home),
+        "LOOKALIKE_MODEL_CACHE": str(model_cache),
+        "LOOKALIKE_WEB_DIR": str(WEB),
+    }
+    with running_server({**base_env, **(env or {})}) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    yield pg
+    context.close()
