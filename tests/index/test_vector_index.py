@@ -91,3 +91,25 @@ def test_empty_index_searches_to_nothing() -> None:
     index = VectorIndex.build(np.empty(0, np.int64), np.empty((0, 16), np.float32), "m1", dim=16)
     _, found = index.search(np.ones((1, 16), np.float32), 5)
     assert (found < 0).all()
+
+
+def test_queries_run_on_one_openmp_thread_whatever_thread_asks(
+    built: tuple[VectorIndex, np.ndarray, np.ndarray],
+) -> None:
+    # OpenMP keeps the thread count per calling thread; a server's worker thread that
+    # searched with the default (all cores) left an OpenMP thread spinning at 0.7 core.
+    import threading
+
+    import faiss
+
+    index, _, x = built
+    seen: list[int] = []
+
+    def worker() -> None:
+        index.search(x[:1], 5)
+        seen.append(faiss.omp_get_max_threads())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [1]

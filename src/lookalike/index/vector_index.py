@@ -28,15 +28,25 @@ IndexKind = Literal["flat", "ivf"]
 
 # Queries run one at a time on one thread: FAISS's OpenMP threads keep spinning after a
 # parallel search and steal the CPU from the model's next inference (measured: photo ->
-# top-10 at 25 ms instead of 15 ms on 2 cores). Builds use every core (see _all_threads).
+# top-10 at 25 ms instead of 15 ms on 2 cores; in the API server an OpenMP thread spun
+# for 0.7 of a core). Builds use every core (see _all_threads). OpenMP keeps the thread
+# count per calling thread, so every thread that queries sets it (_one_thread).
 faiss.omp_set_num_threads(1)
 _build_lock = threading.Lock()
+_query_thread = threading.local()
+
+
+def _one_thread() -> None:
+    if not getattr(_query_thread, "single", False):
+        faiss.omp_set_num_threads(1)
+        _query_thread.single = True
 
 
 @contextmanager
 def _all_threads() -> Iterator[None]:
     with _build_lock:
         faiss.omp_set_num_threads(os.cpu_count() or 1)
+        _query_thread.single = True  # queries inside a build (recall tuning) use all too
         try:
             yield
         finally:
@@ -196,6 +206,7 @@ class VectorIndex:
         exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, max(1, len(self))))
+        _one_thread()
         with self._lock:
             params: faiss.SearchParameters | None = None
             if self.manifest.kind == "ivf":
