@@ -38,6 +38,17 @@ def shot(page, name: str, full_page: bool = True) -> Path:  # type: ignore[no-un
     return path
 
 
+def drag_crop(page, left: float, top: float, right: float, bottom: float) -> None:  # type: ignore[no-untyped-def]
+    """Draw a crop box on the query image (fractions of its size), as a person would."""
+    box = page.get_by_test_id("query-image").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * left, box["y"] + box["height"] * top)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * right, box["y"] + box["height"] * bottom, steps=8)
+    page.mouse.up()
+    page.get_by_text("Searching the selected region.").wait_for()
+
+
 @contextmanager
 def catalog_server(
     home: Path, model_cache: Path, catalog: Path, env: dict[str, str] | None = None

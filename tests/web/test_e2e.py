@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_catalog
-from tests.web.conftest import catalog_server, shot
+from tests.web.conftest import catalog_server, drag_crop, shot
 
 pytestmark = pytest.mark.dataset
 KEY = "e2e-key-123456"
@@ -69,15 +69,8 @@ def test_crop_then_search(page, dataset: Path, dataset_rows) -> None:  # type: i
     page.goto("/")
     row = _query_row(dataset, dataset_rows, "Tshirts")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
-    img = page.get_by_test_id("query-image")
-    img.wait_for()
-    box = img.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.7, steps=8)
-    page.mouse.up()
-    page.get_by_text("Searching the selected region.").wait_for()
+    page.get_by_test_id("query-image").wait_for()
+    drag_crop(page, 0.2, 0.2, 0.8, 0.7)
     page.get_by_role("button", name="Search", exact=True).click()
     page.get_by_text("(cropped region)").wait_for()
     assert page.get_by_test_id("product-card").count() > 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import catalog_server, need, shot
+from tests.web.conftest import catalog_server, drag_crop, need, shot
 
 CLIPART = Path(os.environ.get("LOOKALIKE_CLIPART_DIR", "/usr/share/openclipart/png"))
 # Folders that look like shop departments, and their category names.
@@ -81,13 +81,7 @@ def test_screenshots_of_search_crop_catalog_and_product_pages(page) -> None:  # 
     page.wait_for_load_state("networkidle")
     shots = [shot(page, "public/search-results")]
 
-    box = img.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.25)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.85, box["y"] + box["height"] * 0.75, steps=8)
-    page.mouse.up()
-    page.get_by_text("Searching the selected region.").wait_for()
+    drag_crop(page, 0.15, 0.25, 0.85, 0.75)
     shots.append(shot(page, "public/crop"))
 
     cards.first.locator("a").click()
