@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,32 @@ def test_private_reads_and_cors(api_settings: Settings) -> None:
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_files_no_product_uses_are_swept(
+    client: TestClient, dataset: Path, dataset_rows, api_rows
+) -> None:  # type: ignore[no-untyped-def]
+    svc = client.app.state.services
+    in_catalog = {r["id"] for r in api_rows}
+    fresh = [r for r in dataset_rows if r["id"] not in in_catalog][-2:]
+    a, b = ((dataset / r["file"]).read_bytes() for r in fresh[:2])
+    for sku, photo in (("sweep-1", a), ("sweep-2", a), ("sweep-3", b)):
+        r = client.post(
+            "/api/v1/products", data={"sku": sku}, files={"image": ("p.jpg", photo)}, headers=AUTH
+        )
+        assert r.status_code == 201, r.text
+        assert client.get(f"/api/v1/images/{sku}?size=thumb").status_code == 200
+
+    def files(photo: bytes) -> list[Path]:
+        sha = hashlib.sha256(photo).hexdigest()
+        return sorted(svc.settings.home.glob(f"*/{sha[:2]}/{sha}*"))
+
+    assert len(files(a)) == 2 and len(files(b)) == 2  # the upload and its thumbnail
+    for sku in ("sweep-1", "sweep-3"):
+        assert client.delete(f"/api/v1/products/{sku}", headers=AUTH).status_code == 204
+    assert svc.sweep_files() == 0  # young files stay: an upload is stored before its row
+    assert svc.sweep_files(min_age_s=0) >= 2
+    assert len(files(a)) == 2  # sweep-2 still shows photo a
+    assert files(b) == []
+    assert client.get("/api/v1/images/sweep-2?size=thumb").status_code == 200
+    assert client.delete("/api/v1/products/sweep-2", headers=AUTH).status_code == 204

@@ -24,7 +24,7 @@ from lookalike.api.imports import ImportRunner
 from lookalike.api.metrics import Metrics
 from lookalike.api.routes import health, images, imports, products, search
 from lookalike.api.schemas import API_PREFIX
-from lookalike.api.services import Services, periodic_flush
+from lookalike.api.services import SWEEP_MIN_AGE_S, Services, every
 from lookalike.config import Settings, get_settings
 from lookalike.engine import Engine
 
@@ -53,13 +53,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = svc = Services(settings, engine, batcher, metrics, importer)
         if not settings.api_key_list:
             log.warning("no API key configured (LOOKALIKE_API_KEYS): writes are refused")
-        flusher = asyncio.create_task(periodic_flush(engine))
+        # The database is the truth: the index file is saved now and then, and files no
+        # product uses are swept hourly.
+        jobs = [
+            asyncio.create_task(every(30.0, engine.flush_index)),
+            asyncio.create_task(every(SWEEP_MIN_AGE_S, svc.sweep_files)),
+        ]
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for job in jobs:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             importer.stop()
             await batcher.stop()
             svc.cpu.shutdown(wait=True)

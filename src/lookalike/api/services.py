@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +28,8 @@ from lookalike.engine import Engine, SearchSession
 from lookalike.images.loader import LoadedImage
 
 THUMB_SIZE = 256
+SWEEP_MIN_AGE_S = 3600.0
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -71,9 +76,28 @@ class Services:
         folder = self.settings.home / "images" / image.sha256[:2]
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{image.sha256}.{image.format.lower()}"
-        if not path.exists():
+        if path.exists():
+            os.utime(path)  # young again: the sweep leaves it alone until its row exists
+        else:
             _atomic_write(path, data)
         return path.resolve()
+
+    def sweep_files(self, min_age_s: float = SWEEP_MIN_AGE_S) -> int:
+        """Delete the uploads and thumbnails no product uses any more (deleted products,
+        replaced images) and leftovers of interrupted writes. Files younger than
+        ``min_age_s`` stay: an upload is stored before its product row commits.
+        Returns how many files went."""
+        used = self.engine.store.image_hashes()
+        cutoff = time.time() - min_age_s
+        removed = 0
+        for folder in (self.settings.home / "images", self.settings.home / "thumbs"):
+            for path in folder.glob("??/*"):
+                sha256 = path.name.split(".")[0].split("-")[0]  # <sha>.jpg, <sha>-256.jpg
+                with contextlib.suppress(FileNotFoundError):
+                    if sha256 not in used and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
 
     def thumbnail(self, source: Path, sha256: str) -> Path:
         """A cached JPEG thumbnail of a product image (made on first request)."""
@@ -115,8 +139,12 @@ async def services(request: Request) -> Services:
     return svc
 
 
-async def periodic_flush(engine: Engine, every_s: float = 30.0) -> None:
-    """Save single-product index changes now and then (the database stays the truth)."""
+async def every(seconds: float, job: Callable[[], object]) -> None:
+    """Run ``job`` off the event loop every ``seconds`` (until cancelled). A failing run
+    is logged; the next one still comes."""
     while True:
-        await asyncio.sleep(every_s)
-        await run_in_threadpool(engine.flush_index)
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(job)
+        except Exception:
+            log.exception("periodic job %s failed", getattr(job, "__name__", job))

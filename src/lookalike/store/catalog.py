@@ -266,6 +266,11 @@ class CatalogStore:
             q = select(ImportJob).where(ImportJob.status.in_(["queued", "running"]))
             return [_job_dict(j) for j in s.scalars(q.order_by(ImportJob.created_at))]
 
+    def image_hashes(self) -> set[str]:
+        """The SHA-256 of every image some product uses."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(select(Product.image_sha256).distinct()))
+
     def all_products(self) -> list[ProductData]:
         with self._sessions() as s:
             return [_to_data(r) for r in s.scalars(select(Product).order_by(Product.id))]
