@@ -17,6 +17,7 @@ DATASET = (
     Path(os.environ.get("LOOKALIKE_DATASETS", REPO.parent / "shared" / "datasets"))
     / "fashion-products-dev"
 )
+SMVS = DATASET.parent / "smvs-dvd-covers"
 SLICE_SIZE = 200
 POSTGRES_ADMIN_URL = os.environ.get(
     "LOOKALIKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -50,6 +51,17 @@ def dataset_rows(dataset: Path) -> list[dict[str, str]]:
         rows = list(csv.DictReader(f))
     # Every 14th row: a slice spread over the whole set (many categories), not its head.
     return rows[:: max(1, len(rows) // SLICE_SIZE)][:SLICE_SIZE]
+
+
+@pytest.fixture(scope="session")
+def smvs() -> Path:
+    """The SMVS phone-photo set (catalog images and phone photos of 100 DVD covers)."""
+    if not (SMVS / "labels.csv").exists():
+        pytest.skip(
+            f"SMVS data set not found at {SMVS} (set LOOKALIKE_DATASETS to the folder "
+            "holding smvs-dvd-covers)"
+        )
+    return SMVS
 
 
 def write_catalog(

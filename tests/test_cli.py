@@ -39,7 +39,8 @@ def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_p
     docs = [json.loads(line) for line in out.strip().splitlines()]
     assert [d["query"] for d in docs] == [str(query), str(dataset / dataset_rows[4]["file"])]
     assert docs[0]["results"][0]["sku"] == dataset_rows[3]["id"]
-    assert set(docs[0]["results"][0]) >= {"sku", "score", "title", "category", "image"}
+    assert set(docs[0]["results"][0]) >= {"sku", "score", "match", "inliers", "title", "image"}
+    assert docs[0]["results"][0]["match"] == "exact"
 
     code, out = run("similar", dataset_rows[3]["id"], "-k", "3", "--json")
     assert code == 0 and len(json.loads(out)["results"]) == 3
@@ -51,6 +52,7 @@ def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_p
     assert code == 0, out
     check = json.loads(out)
     assert check["consistent"] and check["index_count"] == 199
+    assert check["local"]["consistent"] and check["local"]["products"] == 199
 
     code, out = run("index", "rebuild", "--kind", "ivf")
     assert code == 0 and "ivf" in out
@@ -61,6 +63,26 @@ def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_p
     code, out = run("evaluate", "--report-dir", str(tmp_path / "rep"))
     assert code == 0, out
     assert (tmp_path / "rep" / "report.md").exists()
+
+    # Photo queries: catalog photos (found, exact) plus the deleted product's (open set).
+    queries = tmp_path / "queries.csv"
+    lines = ["image,sku,group"] + [
+        f"{dataset / r['file']},{r['id']},{'a' if i % 2 else 'b'}"
+        for i, r in enumerate(dataset_rows[:8])
+    ]
+    queries.write_text("\n".join(lines) + "\n")
+    code, out = run("evaluate", "--queries", str(queries), "--report-dir", str(tmp_path / "q"))
+    assert code == 0, out
+    report = json.loads((tmp_path / "q" / "report.json").read_text())
+    assert report["overall"] == {"queries": 7, "recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0}
+    assert set(report["per_group"]) == {"a", "b"}
+    assert report["exact"]["precision"] == 1.0 and report["exact"]["recall"] == 1.0
+    assert report["open_set"] == {"queries": 1, "false_exact_rate": 0.0}
+    assert "R@1" in out
+
+    (tmp_path / "noimage.csv").write_text("sku\nx\n")
+    code, out = run("evaluate", "--queries", str(tmp_path / "noimage.csv"))
+    assert code == 2 and "needs an image column" in out
 
 
 def test_errors_are_plain_messages(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
-from lookalike.errors import LookalikeError
+from lookalike.errors import CatalogFileError, LookalikeError
 from lookalike.search.searcher import Filters, SearchHit
 
 app = typer.Typer(
@@ -147,6 +147,8 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
     return {
         "sku": p.sku,
         "score": round(hit.score, 5),
+        "match": hit.match,
+        "inliers": hit.inliers,
         "title": p.title,
         "category": p.category,
         "price": p.price,
@@ -159,12 +161,15 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
 
 def _print_hits(title: str, hits: list[SearchHit]) -> None:
     table = Table(title=title)
-    for col in ("#", "score", "sku", "title", "category", "price"):
+    for col in ("#", "match", "score", "sku", "title", "category", "price"):
         table.add_column(col)
     for i, h in enumerate(hits, 1):
         p = h.product
         price = "" if p.price is None else f"{p.price:g} {p.currency or ''}".strip()
-        table.add_row(str(i), f"{h.score:.3f}", p.sku, p.title or "", p.category or "", price)
+        match = f"[green]exact[/] ({h.inliers})" if h.match == "exact" else "similar"
+        table.add_row(
+            str(i), match, f"{h.score:.3f}", p.sku, p.title or "", p.category or "", price
+        )
     out.print(table)
 
 
@@ -286,10 +291,19 @@ def evaluate(
         1, min=1, max=10, envvar="LOOKALIKE_FOLDS", help="Also report N disjoint catalog parts."
     ),
     report_dir: Path = typer.Option(Path("reports/eval"), envvar="LOOKALIKE_REPORT_DIR"),
+    queries: Path | None = typer.Option(
+        None,
+        envvar="LOOKALIKE_QUERIES",
+        help="Photo -> catalog evaluation instead: CSV of image, sku[, group, category].",
+    ),
 ) -> None:
-    """Leave-one-out retrieval quality (Precision@k, MAP@R, colour match) with a report."""
+    """Leave-one-out retrieval quality (Precision@k, MAP@R, colour match) with a report;
+    with --queries, photo -> catalog recall, exact-match precision and a failure grid."""
     from lookalike.evaluation.report import evaluate as run_evaluation
 
+    if queries is not None:
+        _evaluate_queries(queries, report_dir)
+        return
     with _engine() as engine:
         total = len(engine.store.all_products()) * max(1, len(config or []))
         with _progress("evaluate", total) as advance:
@@ -303,6 +317,42 @@ def evaluate(
         o = entry["overall"]
         table.add_row(name, *("-" if o[c] is None else f"{o[c]:.3f}" for c in cols))
     out.print(table)
+    err.print(f"report written to {report_dir}/report.md")
+
+
+RECALL_COLUMNS = ("recall@1", "recall@5", "recall@10")
+
+
+def _evaluate_queries(path: Path, report_dir: Path) -> None:
+    from lookalike.evaluation.queries import evaluate_queries, read_queries
+
+    with _engine() as engine:
+        try:
+            photos = read_queries(path)
+        except CatalogFileError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        with _progress("evaluate", len(photos)) as advance:
+            report = evaluate_queries(engine, photos, report_dir, progress=advance)
+    table = Table(title=f"{report['queries']} photos, {report['catalog_products']} products")
+    for col in ("group", "queries", "R@1", "R@5", "R@10"):
+        table.add_column(col)
+    for name, r in [("all", report["overall"]), *report["per_group"].items()]:
+        table.add_row(
+            name,
+            str(r["queries"]),
+            *(
+                "-" if r[c] is None else f"{r[c]:.3f}"
+                for c in ("recall@1", "recall@5", "recall@10")
+            ),
+        )
+    out.print(table)
+    ex, op = report["exact"], report["open_set"]
+    out.print(
+        f"exact: claimed {ex['claimed']}, precision {ex['precision']}, recall {ex['recall']}; "
+        f"open set: {op['queries']} photos, false exact rate {op['false_exact_rate']}; "
+        f"latency {report['latency_ms']}"
+    )
     err.print(f"report written to {report_dir}/report.md")
 
 
@@ -339,6 +389,24 @@ def train(
     embedding_dim: int = typer.Option(256, envvar="LOOKALIKE_EMBEDDING_DIM", min=16, max=1280),
     device: str = typer.Option("cpu", envvar="LOOKALIKE_DEVICE", help="cpu or cuda"),
     seed: int = typer.Option(0, envvar="LOOKALIKE_SEED"),
+    objective: str = typer.Option(
+        "both",
+        envvar="LOOKALIKE_OBJECTIVE",
+        help="category (tell categories apart), instance (tell products apart, robust to "
+        "phone photos: synthetic shopper-photo views of each catalog image) or both; "
+        "'both' trains instances only when there are no two categories.",
+    ),
+    photo_views: int = typer.Option(
+        0,
+        envvar="LOOKALIKE_PHOTO_VIEWS",
+        min=0,
+        max=256,
+        help="Synthetic photo views per product (instance objective); 0: 5,000 in all, "
+        "2 to 32 per product.",
+    ),
+    instance_weight: float = typer.Option(
+        0.1, envvar="LOOKALIKE_INSTANCE_WEIGHT", min=0.0, help="Instance loss weight in 'both'."
+    ),
     from_catalog: bool = typer.Option(
         True, "--from-catalog", help="Learn the catalog's category column (the default)."
     ),
@@ -346,22 +414,42 @@ def train(
         None, envvar="LOOKALIKE_LABELS", help="CSV with sku/id, category[, color] instead."
     ),
 ) -> None:
-    """Fine-tune the model on the catalog's product classes; registers a new version."""
-    from lookalike.training.trainer import TrainOptions
+    """Fine-tune the model on the catalog's categories and products; registers a new
+    version."""
+    from lookalike.training.trainer import OBJECTIVES, TrainOptions
     from lookalike.training.trainer import train as run_training
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("device must be cpu or cuda")
-    options = TrainOptions(epochs=epochs, embedding_dim=embedding_dim, device=device, seed=seed)
+    if objective not in OBJECTIVES:
+        raise typer.BadParameter(f"objective must be one of {', '.join(OBJECTIVES)}")
+    options = TrainOptions(
+        epochs=epochs,
+        embedding_dim=embedding_dim,
+        device=device,
+        seed=seed,
+        objective=objective,  # checked against OBJECTIVES above
+        photo_views=photo_views,
+        instance_weight=instance_weight,
+    )
     with _engine() as engine:
         model = run_training(engine, options, labels, lambda msg: err.print(msg))
     metrics = model.card["metrics"]
+    before, after = metrics["validation_pretrained"], metrics["validation_finetuned"]
+    rows: dict[str, Any] = {"folder": str(model.folder), "objective": model.card["objective"]}
+    if "map@r" in after:
+        rows["validation, pretrained"] = _brief(before)
+        rows["validation, fine-tuned"] = _brief(after)
+    for key, label in (
+        ("instance_r@1", "photo views R@1 (trained products)"),
+        ("instance_r@1_unseen", "photo views R@1 (unseen products)"),
+    ):
+        if key in after:
+            rows[label] = f"{before[key]:.3f} -> {after[key]:.3f}"
     _print_dict(
         f"model {model.version}",
-        {
-            "folder": str(model.folder),
-            "validation, pretrained": _brief(metrics["validation_pretrained"]),
-            "validation, fine-tuned": _brief(metrics["validation_finetuned"]),
+        rows
+        | {
             "best epoch": metrics["best_epoch"],
             "training curve": str(model.folder / "curve.png"),
             "activate with": f"lookalike models activate {model.version}",

@@ -46,6 +46,26 @@ class Settings(BaseSettings):
     )
     ann_target_recall: float = Field(0.95, gt=0.0, le=1.0)
 
+    # Photo search: local features and geometric verification (docs/evaluation.md).
+    local_features: bool = Field(
+        True, description="Extract local features at ingest and verify photo matches"
+    )
+    verify_local_candidates: int = Field(
+        8, ge=0, le=100, description="Products the photo's local descriptors vote for, verified"
+    )
+    verify_global_candidates: int = Field(
+        4, ge=0, le=100, description="Nearest products by global vector, also verified"
+    )
+    verify_min_votes: int = Field(
+        3, ge=1, description="Photo descriptors that must vote for a product to verify it"
+    )
+    exact_min_inliers: int = Field(
+        15, ge=4, description="RANSAC inliers for an exact match (see docs/evaluation.md)"
+    )
+    exact_min_coverage: float = Field(
+        0.3, ge=0.0, le=1.0, description="Share of the product the inliers must span (each axis)"
+    )
+
     # HTTP API.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

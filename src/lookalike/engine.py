@@ -21,8 +21,12 @@ from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
 from lookalike.index.manager import IndexManager, SyncReport
 from lookalike.index.vector_index import VectorIndex
-from lookalike.ingest.pipeline import ImageLimits, IngestSummary, ingest_records
+from lookalike.ingest.pipeline import ImageLimits, IngestSummary, feature_blob, ingest_records
 from lookalike.ingest.readers import CatalogRecord
+from lookalike.matching.descriptor_index import DescriptorIndex
+from lookalike.matching.features import LocalFeatures, query_features
+from lookalike.matching.manager import LocalIndexManager
+from lookalike.search.photo import PhotoSearcher, VerifyParams
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
 
@@ -31,9 +35,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SearchSession:
+    """What one search uses, taken together: the model, its product index, and the
+    local-feature index (None when local features are off)."""
+
     embedder: Embedder
     index: VectorIndex
     version: str
+    local_index: DescriptorIndex | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class Engine:
         self._lock = threading.RLock()
         self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None
+        self._local: DescriptorIndex | None = None
+        self._local_dirty = False
         self.last_sync: SyncReport | None = None
         self._generation = self.store.generation()
         self._checked_at = time.monotonic()
@@ -72,7 +82,9 @@ class Engine:
         """The embedder and index of one model version, taken together, so that a model
         switch (``reembed``) between embedding and searching cannot mix versions."""
         with self._lock:
-            return SearchSession(self.embedder, self.index, self.model_config.version)
+            return SearchSession(
+                self.embedder, self.index, self.model_config.version, self.local_index
+            )
 
     @property
     def model_loaded(self) -> bool:
@@ -123,6 +135,32 @@ class Engine:
                 self._index, self.last_sync = self.index_manager.load()
             return self._index
 
+    @property
+    def local_manager(self) -> LocalIndexManager:
+        return LocalIndexManager(self.store, self.settings.index_dir)
+
+    @property
+    def local_index(self) -> DescriptorIndex | None:
+        """The local-feature index (loaded or rebuilt on first use); None when local
+        features are switched off."""
+        if not self.settings.local_features:
+            return None
+        with self._lock:
+            if self._local is None:
+                self._local, _ = self.local_manager.load()
+            return self._local
+
+    @property
+    def verify_params(self) -> VerifyParams:
+        s = self.settings
+        return VerifyParams(
+            s.verify_local_candidates,
+            s.verify_global_candidates,
+            s.exact_min_inliers,
+            s.exact_min_coverage,
+            s.verify_min_votes,
+        )
+
     def refresh_if_stale(self, max_age_s: float = 0.0) -> bool:
         """Reload the index when another process changed the catalog (several server
         workers share one database). Skips the check if the last one is younger than
@@ -136,10 +174,9 @@ class Engine:
         if generation == self._generation:
             return False
         with self._lock:
-            if self._dirty and self._index is not None:
-                self._index.save(self.index_manager.folder)
-                self._dirty = False
+            self._save_dirty()
             self._index = None  # reloaded on next use: from disk if consistent, else rebuilt
+            self._local = None
             self.store.forget_rows()
             self._generation = generation
             self._active = self.store.active_model_version()
@@ -148,9 +185,15 @@ class Engine:
     def flush_index(self) -> None:
         """Save the index if single-product changes left it unsaved."""
         with self._lock:
-            if self._dirty and self._index is not None:
-                self._index.save(self.index_manager.folder)
-                self._dirty = False
+            self._save_dirty()
+
+    def _save_dirty(self) -> None:
+        if self._dirty and self._index is not None:
+            self._index.save(self.index_manager.folder)
+            self._dirty = False
+        if self._local_dirty and self._local is not None:
+            self._local.save(self.local_manager.folder)
+            self._local_dirty = False
 
     def _committed(self) -> None:
         self._generation = self.store.generation()
@@ -158,19 +201,33 @@ class Engine:
 
     # ---- ingest, update, delete --------------------------------------------------------
 
-    def upsert_product(self, product: ProductData, vector: np.ndarray | None) -> ProductData:
-        """Write one product (with its new vector, or keeping its vector when ``None``);
-        effective in search at once. The index file is saved later (flush_index)."""
+    def upsert_product(
+        self,
+        product: ProductData,
+        vector: np.ndarray | None,
+        features: LocalFeatures | None = None,
+    ) -> ProductData:
+        """Write one product (with its new vector and local features, or keeping its
+        vector when ``None``); effective in search at once. The index files are saved
+        later (flush_index)."""
         if vector is not None and self.store.active_model_version() is None:
             self.store.set_active_model_version(self.model_config.version)
             self._active = self.model_config.version
-        (pid,) = self.store.upsert([(product, vector)], self.model_config.version)
+        blob = feature_blob(features) if self.settings.local_features else None
+        (pid,) = self.store.upsert([(product, vector)], self.model_config.version, [blob])
         if vector is not None:
             with self._lock:
                 self._index = self.index_manager.apply(
                     self.index, np.array([pid]), vector[None, :], np.empty(0, np.int64), save=False
                 )
                 self._dirty = True
+        local = self.local_index
+        if local is not None and features is not None:
+            with self._lock:
+                self._local = self.local_manager.apply(
+                    local, {pid: features}, np.empty(0, np.int64), save=False
+                )
+                self._local_dirty = True
         self._committed()
         stored = self.store.get(product.sku)
         assert stored is not None
@@ -191,9 +248,18 @@ class Engine:
             log.warning(conflict)
         index = self.index
         manager = self.index_manager
+        local = self.local_index
+        added: dict[int, LocalFeatures] = {}
 
-        def on_commit(ids: np.ndarray, vectors: np.ndarray) -> None:
+        def on_commit(
+            ids: np.ndarray, vectors: np.ndarray, features: list[LocalFeatures | None]
+        ) -> None:
             index.add(ids, vectors)
+            if local is not None:
+                for pid, f in zip(ids.tolist(), features, strict=True):
+                    if f is not None:
+                        local.add(pid, f.rootsift())
+                        added[pid] = f
 
         try:
             return ingest_records(
@@ -205,11 +271,16 @@ class Engine:
                 progress=progress,
                 batch_size=self.settings.batch_size,
                 workers=self.settings.decode_workers,
+                local_features=local is not None,
             )
         finally:
             with self._lock:
                 self._index = manager.apply(index, *_no_change(self.model_config.dim))
                 self._dirty = False
+                if local is not None:
+                    # Already added above; apply() only saves (or rebuilds if outgrown).
+                    self._local = self.local_manager.apply(local, {}, np.empty(0, np.int64))
+                    self._local_dirty = False
             self._committed()
 
     def delete(self, skus: Sequence[str], *, save: bool = True) -> dict[str, int]:
@@ -223,6 +294,10 @@ class Engine:
                     self.index, add_ids, add_vectors, removed, save=save
                 )
                 self._dirty = not save
+                local = self.local_index
+                if local is not None:
+                    self._local = self.local_manager.apply(local, {}, removed, save=save)
+                    self._local_dirty = not save
         self._committed()
         return deleted
 
@@ -269,10 +344,11 @@ class Engine:
             self.store,
             embedder,
             self.limits,
-            on_commit=lambda ids, vecs: None,
+            on_commit=lambda ids, vecs, features: None,
             progress=progress,
             batch_size=self.settings.batch_size,
             workers=self.settings.decode_workers,
+            local_features=False,  # they do not depend on the model; stored ones stay
         )
         new_index = self._manager(wanted).rebuild()
         with self._lock:  # the switch: readers see the old pair or the new one, never a mix
@@ -299,13 +375,36 @@ class Engine:
                 errors[str(p)] = exc.reason
         session = self.session()
         vectors = iter(session.embedder.embed_images(images) if images else [])
-        searcher = Searcher(self.store, session.index)
+        features = iter([self.query_features(img) for img in images])
         return [
             QueryResult(str(p), [], errors[str(p)])
             if str(p) in errors
-            else QueryResult(str(p), searcher.search(next(vectors), k, filters))
+            else QueryResult(
+                str(p), self.search_photo(next(vectors), next(features), k, filters, session)
+            )
             for p in paths
         ]
+
+    def query_features(self, image: LoadedImage) -> LocalFeatures | None:
+        """The local features of a query photo (None when local features are off)."""
+        return query_features(image.pixels) if self.settings.local_features else None
+
+    def search_photo(
+        self,
+        vector: np.ndarray,
+        features: LocalFeatures | None,
+        k: int = 10,
+        filters: Filters | None = None,
+        session: SearchSession | None = None,
+    ) -> list[SearchHit]:
+        """Two-stage photo search (search/photo.py): exact matches verified by local
+        features first, then similar products. ``session`` from the same
+        :meth:`session` as the embedder that made the vector."""
+        session = session or self.session()
+        searcher = PhotoSearcher(
+            self.store, session.index, session.local_index, session.version, self.verify_params
+        )
+        return searcher.search(vector, features, k, filters)
 
     def load_query(self, data: bytes, source: str) -> LoadedImage:
         """Decode a query image under the configured limits."""
@@ -345,12 +444,21 @@ class Engine:
     # ---- maintenance -------------------------------------------------------------------
 
     def rebuild_index(self, kind: str | None = None) -> VectorIndex:
+        """Rebuild the product index (and the local-feature index) from the database."""
         with self._lock:
             self._index = self.index_manager.rebuild(kind)
+            if self.settings.local_features:
+                self._local = self.local_manager.rebuild()
             return self._index
 
     def check_index(self) -> dict[str, Any]:
-        return self.index_manager.check(self.index)
+        """The product index's agreement with the database and recall, and the
+        local-feature index's agreement (under ``local``)."""
+        report = self.index_manager.check(self.index)
+        local = self.local_index
+        if local is not None:
+            report["local"] = self.local_manager.check(local)
+        return report
 
     def stats(self) -> dict[str, Any]:
         out = self.store.stats()

@@ -81,6 +81,8 @@ def test_create_update_delete_cycle(client: TestClient, dataset: Path, dataset_r
     # Searchable at once, no rebuild.
     hits = client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "1"}).json()
     assert hits["results"][0]["product"]["sku"] == "new/sku 1"
+    # Its local features were stored and indexed with it: the photo is an exact match.
+    assert hits["results"][0]["match"] == "exact" and hits["results"][0]["inliers"] >= 15
     dup = client.post(
         "/api/v1/products",
         data={"sku": "new/sku 1"},

@@ -38,6 +38,8 @@ def test_upload_finds_the_product_itself(client: TestClient, dataset: Path, api_
     assert len(body["results"]) == 5 and body["took_ms"] > 0
     first = body["results"][0]
     assert first["product"]["sku"] == row["id"] and first["score"] > 0.99
+    assert first["match"] == "exact" and first["inliers"] >= 15
+    assert all(r["match"] == "similar" for r in body["results"][1:])
     assert first["product"]["thumbnail_url"].endswith("?size=thumb")
 
 
@@ -246,3 +248,25 @@ def test_url_fetch_connects_to_the_checked_address(monkeypatch: pytest.MonkeyPat
     )
     assert target == "https://93.184.216.34:8443/a.jpg"
     assert headers == {"Host": "shop.example:8443"} and ext == {"sni_hostname": "shop.example"}
+
+
+@pytest.mark.parametrize(
+    "size,colour",
+    [
+        ((1, 1), "black"),
+        ((3, 3), "white"),
+        ((1, 10_000), "red"),
+        ((10_000, 1), "red"),
+        ((800, 600), "grey"),
+    ],
+    ids=["1px", "3px", "1x10000", "10000x1", "uniform"],
+)
+def test_degenerate_photos_get_similar_results(
+    client: TestClient, size: tuple[int, int], colour: str
+) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    r = client.post("/api/v1/search", files={"image": ("odd.png", buf.getvalue())})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results and all(x["match"] == "similar" for x in results)

@@ -141,3 +141,25 @@ def test_row_cache_is_bounded_and_a_read_racing_a_write_stays_out() -> None:
     cache.clear()  # ...a write commits...
     cache.store({4: _p("s4")}, epoch)  # ...the read's rows predate it
     assert cache.lookup([4])[0] == {}
+
+
+def test_local_features_live_and_die_with_the_product_image(store: CatalogStore) -> None:
+    from lookalike.store.catalog import FeatureBlob
+
+    blob = FeatureBlob("f1", 3, b"\x01\x02\x03")
+    ids = store.upsert([(_p("s1"), _v(1)), (_p("s2", "b" * 64), _v(2))], "m1", [blob, None])
+    assert store.local_feature_ids("f1").tolist() == [ids[0]]
+    assert store.local_features(ids, "f1") == {ids[0]: b"\x01\x02\x03"}
+    assert store.local_feature_skus(["s1", "s2"], "f1") == {"s1"}
+    assert list(store.iter_local_features("f1")) == [(ids[0], b"\x01\x02\x03")]
+    assert store.stats()["local_features"]["f1"] == {"products": 1, "keypoints": 3, "bytes": 3}
+    # New features replace the old ones; metadata-only writes keep them.
+    store.upsert([(_p("s1"), _v(1))], "m1", [FeatureBlob("f1", 1, b"\x09")])
+    store.upsert([(_p("s1", title="renamed"), None)], "m1")
+    assert store.local_features([ids[0]], "f1") == {ids[0]: b"\x09"}
+    # A new image without features drops the old image's.
+    store.upsert([(_p("s1", "c" * 64), _v(3))], "m1")
+    assert store.local_feature_ids("f1").size == 0
+    store.upsert([(_p("s2", "b" * 64), None)], "m1", [blob])
+    store.delete(["s2"])
+    assert store.local_feature_ids("f1").size == 0 and list(store.iter_local_features("f1")) == []

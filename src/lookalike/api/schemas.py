@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -46,12 +46,30 @@ class Product(BaseModel):
 
 
 class SearchResult(BaseModel):
-    score: float
+    score: float = Field(
+        description="Visual similarity to the query photo; for similar products listed after "
+        "an exact match, similarity to that matched product"
+    )
+    match: Literal["exact", "similar"] = Field(
+        "similar",
+        description="exact: the photo shows this very product (verified by local features); "
+        "similar: a look-alike",
+    )
+    inliers: int | None = Field(
+        None,
+        description="Local-feature matches consistent with one view of the product "
+        "(the verification score); null when the result was not verified",
+    )
     product: Product
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchResult:
-        return cls(score=round(hit.score, 5), product=Product.of(hit.product))
+        return cls(
+            score=round(hit.score, 5),
+            match=hit.match,
+            inliers=hit.inliers,
+            product=Product.of(hit.product),
+        )
 
 
 class Crop(BaseModel):

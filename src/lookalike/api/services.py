@@ -26,11 +26,24 @@ from lookalike.config import Settings
 from lookalike.embeddings.embedder import PreparedImage
 from lookalike.engine import Engine, SearchSession
 from lookalike.images.loader import LoadedImage
+from lookalike.matching.features import LocalFeatures, catalog_features
 
 THUMB_SIZE = 256
 SWEEP_MIN_AGE_S = 3600.0
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An image made ready for search or storage: its vector, the session (embedder and
+    indexes of one model version) the vector belongs to, the decoded image, and its local
+    features (None when they are off)."""
+
+    vector: np.ndarray
+    session: SearchSession
+    image: LoadedImage
+    features: LocalFeatures | None
 
 
 @dataclass
@@ -55,21 +68,30 @@ class Services:
         data: bytes,
         source: str,
         adjust: Callable[[LoadedImage], LoadedImage] | None = None,
-    ) -> tuple[np.ndarray, SearchSession, LoadedImage]:
-        """Decode ``data`` (then ``adjust`` it, e.g. crop) and prepare it in one trip to a
-        worker thread, then the batched model call. Returns the vector, the session
-        (embedder + index of one model version) it belongs to, and the decoded image."""
+        *,
+        catalog: bool = False,
+    ) -> Embedded:
+        """Decode ``data`` (then ``adjust`` it, e.g. crop), prepare it and extract its
+        local features in one trip to a worker thread, then the batched model call.
+        Local features are a query photo's, or a catalog image's with ``catalog``."""
 
-        def prepare() -> tuple[PreparedImage, SearchSession, LoadedImage]:
+        def prepare() -> tuple[PreparedImage, SearchSession, LoadedImage, LocalFeatures | None]:
             self.engine.refresh_if_stale(self.settings.change_check_ms / 1000)
             image = self.engine.load_query(data, source)
             if adjust is not None:
                 image = adjust(image)
             session = self.engine.session()
-            return session.embedder.prepare(image), session, image
+            if not self.settings.local_features:
+                features = None
+            elif catalog:
+                features = catalog_features(image.pixels)
+            else:
+                features = self.engine.query_features(image)
+            return session.embedder.prepare(image), session, image, features
 
-        prepared, session, image = await self.run(prepare)
-        return await self.batcher.embed(prepared, session.embedder), session, image
+        prepared, session, image, features = await self.run(prepare)
+        vector = await self.batcher.embed(prepared, session.embedder)
+        return Embedded(vector, session, image, features)
 
     def store_upload(self, image: LoadedImage, data: bytes) -> Path:
         """Keep an uploaded image, named by its content hash (so never by the request)."""

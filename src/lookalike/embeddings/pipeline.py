@@ -14,6 +14,7 @@ import numpy as np
 from lookalike.embeddings.embedder import Embedder, PreparedImage
 from lookalike.errors import ImageError
 from lookalike.images.loader import LoadedImage
+from lookalike.matching.features import LocalFeatures
 
 T = TypeVar("T")
 
@@ -28,6 +29,7 @@ class EmbedResult(Generic[T]):
     width: int = 0
     height: int = 0
     error: ImageError | None = None
+    local: LocalFeatures | None = None
 
 
 @dataclass
@@ -36,6 +38,7 @@ class _Prepared:
     width: int
     height: int
     image: PreparedImage
+    local: LocalFeatures | None
 
 
 def embed_stream(
@@ -45,9 +48,11 @@ def embed_stream(
     *,
     batch_size: int = 32,
     workers: int = 0,
+    local: Callable[[LoadedImage], LocalFeatures] | None = None,
 ) -> Iterator[EmbedResult[T]]:
     """Embed every item; ``load`` turns an item into a decoded picture (and may raise
     :class:`ImageError`, which is reported in that item's result, never raised).
+    ``local``, if given, extracts local features on the same worker threads.
 
     Decoding runs ahead on ``workers`` threads (Pillow and OpenCV release the GIL) while
     the main thread runs the model, so the two overlap.
@@ -57,7 +62,8 @@ def embed_stream(
 
     def prepare(item: T) -> _Prepared:
         img = load(item)
-        return _Prepared(img.sha256, img.width, img.height, embedder.prepare(img))
+        features = local(img) if local is not None else None
+        return _Prepared(img.sha256, img.width, img.height, embedder.prepare(img), features)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         pending: deque[tuple[T, Future[_Prepared]]] = deque()
@@ -88,4 +94,4 @@ def embed_stream(
 def _embed_batch(embedder: Embedder, batch: list[tuple[T, _Prepared]]) -> Iterator[EmbedResult[T]]:
     vectors = embedder.embed_prepared([p.image for _, p in batch])
     for (item, p), vec in zip(batch, vectors, strict=True):
-        yield EmbedResult(item, vec, p.sha256, p.width, p.height)
+        yield EmbedResult(item, vec, p.sha256, p.width, p.height, local=p.local)

@@ -29,21 +29,23 @@ IndexKind = Literal["flat", "ivf"]
 # Queries run one at a time on one thread: FAISS's OpenMP threads keep spinning after a
 # parallel search and steal the CPU from the model's next inference (measured: photo ->
 # top-10 at 25 ms instead of 15 ms on 2 cores; in the API server an OpenMP thread spun
-# for 0.7 of a core). Builds use every core (see _all_threads). OpenMP keeps the thread
-# count per calling thread, so every thread that queries sets it (_one_thread).
+# for 0.7 of a core). Builds use every core (see all_build_threads). OpenMP keeps the thread
+# count per calling thread, so every thread that queries sets it (one_query_thread).
 faiss.omp_set_num_threads(1)
 _build_lock = threading.Lock()
 _query_thread = threading.local()
 
 
-def _one_thread() -> None:
+def one_query_thread() -> None:
+    """Make FAISS run single-threaded on the calling thread (every query thread calls it)."""
     if not getattr(_query_thread, "single", False):
         faiss.omp_set_num_threads(1)
         _query_thread.single = True
 
 
 @contextmanager
-def _all_threads() -> Iterator[None]:
+def all_build_threads() -> Iterator[None]:
+    """FAISS on every core for the duration (index builds), one build at a time."""
     with _build_lock:
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         _query_thread.single = True  # queries inside a build (recall tuning) use all too
@@ -105,7 +107,7 @@ class VectorIndex:
     ) -> VectorIndex:
         """Build the index kind that suits ``len(ids)`` (or the one asked for).
         ``dim`` is needed when there are no vectors yet."""
-        with _all_threads():
+        with all_build_threads():
             return cls._build(ids, vectors, model_version, dim, exact_max, target_recall, kind)
 
     @classmethod
@@ -167,7 +169,7 @@ class VectorIndex:
         if self.manifest.kind == "flat":
             return 1.0
         queries, qids = _recall_sample(vectors, ids)
-        with _all_threads():
+        with all_build_threads():
             truth = _exact_neighbors(vectors, ids, queries, qids)
             return _recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
 
@@ -206,7 +208,7 @@ class VectorIndex:
         exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, max(1, len(self))))
-        _one_thread()
+        one_query_thread()
         with self._lock:
             params: faiss.SearchParameters | None = None
             if self.manifest.kind == "ivf":
@@ -259,8 +261,8 @@ class VectorIndex:
             data = faiss.serialize_index(self.index).tobytes()
             self.manifest.file_sha256 = hashlib.sha256(data).hexdigest()
             manifest = json.dumps(asdict(self.manifest), indent=2).encode()
-        _atomic_write(folder / INDEX_FILE, data)
-        _atomic_write(folder / MANIFEST_FILE, manifest)
+        atomic_write(folder / INDEX_FILE, data)
+        atomic_write(folder / MANIFEST_FILE, manifest)
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
@@ -328,7 +330,8 @@ def _recall(found: np.ndarray, qids: np.ndarray, truth: list[set[int]]) -> float
     return hits / max(total, 1)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` by write-fsync-rename: readers see the old file or the new."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -21,9 +21,11 @@ from lookalike.errors import ImageError
 from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
 from lookalike.ingest.readers import CatalogRecord, RowError
-from lookalike.store.catalog import CatalogStore, ProductData, StoredEmbedding
+from lookalike.matching.features import FEATURE_VERSION, LocalFeatures, catalog_features
+from lookalike.store.catalog import CatalogStore, FeatureBlob, ProductData, StoredEmbedding
 
-OnCommit = Callable[[np.ndarray, np.ndarray], None]
+# (product ids, their vectors, their local features when extracted) of a committed batch
+OnCommit = Callable[[np.ndarray, np.ndarray, list[LocalFeatures | None]], None]
 
 
 @dataclass
@@ -59,14 +61,22 @@ def ingest_records(
     batch_size: int = 32,
     workers: int = 0,
     write_batch: int = 256,
+    local_features: bool = True,
 ) -> IngestSummary:
-    """Bring the store up to date with ``records``; ``on_commit(ids, vectors)`` is called
-    after each committed batch of new vectors (to update the index)."""
+    """Bring the store up to date with ``records``; ``on_commit(ids, vectors, features)``
+    is called after each committed batch of new vectors (to update the indexes). With
+    ``local_features``, each image's local features are extracted and stored with its
+    vector, and products stored without them are processed again."""
     start = time.perf_counter()
     summary = IngestSummary()
     advance = progress or (lambda n: None)
     existing = store.get_many([r.sku for r in records])
     embedded = store.embedded([r.sku for r in records], embedder.version)
+    described = (
+        store.local_feature_skus([r.sku for r in records], FEATURE_VERSION)
+        if local_features
+        else None
+    )
 
     to_embed: list[CatalogRecord] = []
     metadata_only: list[ProductData] = []
@@ -77,7 +87,13 @@ def ingest_records(
             continue
         old = existing.get(record.sku)
         stored = embedded.get(record.sku)
-        if sha is None or old is None or stored is None or stored.image_sha256 != sha:
+        if (
+            sha is None
+            or old is None
+            or stored is None
+            or stored.image_sha256 != sha
+            or (described is not None and record.sku not in described)
+        ):
             to_embed.append(record)
             continue
         data = _product(record, sha, old.image_width, old.image_height)
@@ -97,21 +113,32 @@ def ingest_records(
         )
 
     pending: list[tuple[ProductData, np.ndarray]] = []
+    features: list[LocalFeatures | None] = []
 
     def flush() -> None:
         if not pending:
             return
-        ids = store.upsert(pending, embedder.version)
+        ids = store.upsert(pending, embedder.version, [feature_blob(f) for f in features])
         for data, _ in pending:
             if data.sku in existing:
                 summary.updated += 1
             else:
                 summary.added += 1
-        on_commit(np.asarray(ids, dtype=np.int64), np.stack([v for _, v in pending]))
+        on_commit(
+            np.asarray(ids, dtype=np.int64), np.stack([v for _, v in pending]), list(features)
+        )
         pending.clear()
+        features.clear()
 
     try:
-        stream = embed_stream(embedder, to_embed, load, batch_size=batch_size, workers=workers)
+        stream = embed_stream(
+            embedder,
+            to_embed,
+            load,
+            batch_size=batch_size,
+            workers=workers,
+            local=(lambda img: catalog_features(img.pixels)) if local_features else None,
+        )
         for result in stream:
             advance(1)
             if result.error is not None or result.vector is None or result.sha256 is None:
@@ -122,12 +149,20 @@ def ingest_records(
             pending.append(
                 (_product(result.item, result.sha256, result.width, result.height), result.vector)
             )
+            features.append(result.local)
             if len(pending) >= write_batch:
                 flush()
     finally:
         flush()  # what was embedded before an interruption is kept
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+def feature_blob(features: LocalFeatures | None) -> FeatureBlob | None:
+    """Local features as the store keeps them."""
+    if features is None:
+        return None
+    return FeatureBlob(FEATURE_VERSION, len(features), features.to_bytes())
 
 
 def _hash_known(

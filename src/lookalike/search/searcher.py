@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -23,10 +24,19 @@ class Filters:
         return any(v is not None for v in (self.category, self.min_price, self.max_price))
 
 
+Match = Literal["exact", "similar"]
+
+
 @dataclass(frozen=True)
 class SearchHit:
+    """One result: the product, its similarity to the query, and whether the photo shows
+    this very product (``exact``, with the verification's inlier count) or a look-alike.
+    ``inliers`` is None when the result was not verified."""
+
     product: ProductData
     score: float
+    match: Match = "similar"
+    inliers: int | None = None
 
 
 class Searcher:

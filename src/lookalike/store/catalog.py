@@ -15,7 +15,14 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lookalike.store.models import Embedding, ImportJob, Product, State, utcnow
+from lookalike.store.models import (
+    Embedding,
+    ImportJob,
+    LocalFeatureSet,
+    Product,
+    State,
+    utcnow,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _GENERATION = "generation"
@@ -66,6 +73,15 @@ def _fields(p: ProductData) -> tuple[Any, ...]:
 class StoredEmbedding:
     product_id: int
     image_sha256: str
+
+
+@dataclass(frozen=True)
+class FeatureBlob:
+    """A product image's local features, serialised (lookalike.matching.features)."""
+
+    version: str
+    count: int
+    data: bytes
 
 
 def _to_data(row: Product) -> ProductData:
@@ -156,6 +172,67 @@ class CatalogStore:
                 for sku, pid, sha in s.execute(q):
                     out[sku] = StoredEmbedding(pid, sha)
         return out
+
+    def local_feature_skus(self, skus: Sequence[str], feature_version: str) -> set[str]:
+        """The SKUs among ``skus`` whose current image has local features of this version."""
+        out: set[str] = set()
+        with self._sessions() as s:
+            for chunk in _chunks(list(skus), 500):
+                q = (
+                    select(Product.sku)
+                    .join(LocalFeatureSet, LocalFeatureSet.product_id == Product.id)
+                    .where(
+                        Product.sku.in_(chunk),
+                        LocalFeatureSet.feature_version == feature_version,
+                        LocalFeatureSet.image_sha256 == Product.image_sha256,
+                    )
+                )
+                out.update(s.scalars(q))
+        return out
+
+    def local_features(self, ids: Sequence[int], feature_version: str) -> dict[int, bytes]:
+        """Stored local features of these products (those that have them)."""
+        table = LocalFeatureSet.__table__
+        out: dict[int, bytes] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks([int(i) for i in ids], 500):
+                q = select(table.c.product_id, table.c.data).where(
+                    table.c.product_id.in_(chunk), table.c.feature_version == feature_version
+                )
+                out.update((int(pid), bytes(data)) for pid, data in conn.execute(q))
+        return out
+
+    def local_feature_ids(self, feature_version: str) -> np.ndarray:
+        """Sorted ids of the products with local features of this version."""
+        q = (
+            select(LocalFeatureSet.product_id)
+            .where(LocalFeatureSet.feature_version == feature_version)
+            .order_by(LocalFeatureSet.product_id)
+        )
+        with self._sessions() as s:
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def iter_local_features(
+        self, feature_version: str, chunk: int = 1024
+    ) -> Iterator[tuple[int, bytes]]:
+        """Every product's local features of this version, by id."""
+        last = -1
+        with self._sessions() as s:
+            while True:
+                rows = s.execute(
+                    select(LocalFeatureSet.product_id, LocalFeatureSet.data)
+                    .where(
+                        LocalFeatureSet.feature_version == feature_version,
+                        LocalFeatureSet.product_id > last,
+                    )
+                    .order_by(LocalFeatureSet.product_id)
+                    .limit(chunk)
+                ).all()
+                if not rows:
+                    return
+                for pid, data in rows:
+                    yield int(pid), bytes(data)
+                last = int(rows[-1][0])
 
     def filter_ids(
         self,
@@ -287,10 +364,22 @@ class CatalogStore:
             versions = s.execute(
                 select(Embedding.model_version, func.count()).group_by(Embedding.model_version)
             ).all()
+            local = s.execute(
+                select(
+                    LocalFeatureSet.feature_version,
+                    func.count(),
+                    func.sum(LocalFeatureSet.count),
+                    func.sum(func.length(LocalFeatureSet.data)),
+                ).group_by(LocalFeatureSet.feature_version)
+            ).all()
         return {
             "products": products,
             "categories": {c or "(none)": n for c, n in cats},
             "embeddings": {v: n for v, n in versions},
+            "local_features": {
+                v: {"products": n, "keypoints": int(k or 0), "bytes": int(b or 0)}
+                for v, n, k, b in local
+            },
             "active_model_version": self.active_model_version(),
             "generation": self.generation(),
         }
@@ -316,11 +405,15 @@ class CatalogStore:
     # ---- writes ------------------------------------------------------------------------
 
     def upsert(
-        self, items: Sequence[tuple[ProductData, np.ndarray | None]], model_version: str
+        self,
+        items: Sequence[tuple[ProductData, np.ndarray | None]],
+        model_version: str,
+        features: Sequence[FeatureBlob | None] | None = None,
     ) -> list[int]:
         """Insert or update products, each with its new vector (``None`` keeps the stored
-        vectors), in one transaction. A new image drops vectors of other model versions,
-        which no longer describe it. Returns the product ids in order."""
+        vectors) and optionally its local features, in one transaction. A new image drops
+        vectors of other model versions and local features, which no longer describe it.
+        Returns the product ids in order."""
         with self._sessions.begin() as s:
             existing = {
                 r.sku: r
@@ -348,6 +441,8 @@ class CatalogStore:
             ]
             for chunk in _chunks(stale, 500):
                 s.execute(delete(Embedding).where(Embedding.product_id.in_(chunk)))
+                s.execute(delete(LocalFeatureSet).where(LocalFeatureSet.product_id.in_(chunk)))
+            _write_features(s, rows, features or [None] * len(rows))
             for chunk in _chunks([pid for pid, _, _ in with_vector], 500):
                 s.execute(
                     delete(Embedding).where(
@@ -383,6 +478,7 @@ class CatalogStore:
             if found:
                 ids = list(found.values())
                 s.execute(delete(Embedding).where(Embedding.product_id.in_(ids)))
+                s.execute(delete(LocalFeatureSet).where(LocalFeatureSet.product_id.in_(ids)))
                 s.execute(delete(Product).where(Product.id.in_(ids)))
                 _bump(s)
         self._rows.clear()
@@ -440,6 +536,35 @@ def _job_dict(job: ImportJob) -> dict[str, Any]:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "updated_at": job.updated_at.isoformat() if job.updated_at else None,
     }
+
+
+def _write_features(s: Session, rows: list[Product], blobs: Sequence[FeatureBlob | None]) -> None:
+    """Replace the local features of the products that come with new ones."""
+    pairs = [(row, b) for row, b in zip(rows, blobs, strict=True) if b is not None]
+    for chunk in _chunks(pairs, 500):
+        for version in {b.version for _, b in chunk}:
+            s.execute(
+                delete(LocalFeatureSet).where(
+                    LocalFeatureSet.product_id.in_(
+                        [r.id for r, b in chunk if b.version == version]
+                    ),
+                    LocalFeatureSet.feature_version == version,
+                )
+            )
+    if pairs:
+        s.execute(
+            insert(LocalFeatureSet),
+            [
+                {
+                    "product_id": row.id,
+                    "feature_version": b.version,
+                    "count": b.count,
+                    "data": b.data,
+                    "image_sha256": row.image_sha256,
+                }
+                for row, b in pairs
+            ],
+        )
 
 
 def _bump(s: Session) -> None:

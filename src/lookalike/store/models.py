@@ -70,6 +70,21 @@ class Embedding(Base):
     product: Mapped[Product] = relationship(back_populates="embeddings")
 
 
+class LocalFeatureSet(Base):
+    """One product's local features (matching/features.py format) under one extractor
+    version. Written in the same transaction as the product's vector."""
+
+    __tablename__ = "local_features"
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    feature_version: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    image_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
 class State(Base):
     """Small key/value facts about the catalog, e.g. the change counter."""
 

@@ -5,16 +5,31 @@ import { formatPrice } from "../lib/format";
 export interface GridItem {
   product: Product;
   score?: number;
+  /** "exact": the photo shows this very product (verified by local features). */
+  match?: "exact" | "similar";
+  inliers?: number | null;
 }
 
 /** Responsive grid of product cards: thumbnail (lazy, fixed aspect: no layout shift),
- * title, price, category and, for search results, the similarity score. */
+ * title, price, category and, for search results, the similarity score and an
+ * "Exact match" badge on the product the photo shows. */
 export function ProductGrid({ items, empty }: { items: GridItem[]; empty: string }) {
   if (items.length === 0) return <p className="empty">{empty}</p>;
   return (
     <ul className="grid" aria-label="Products">
-      {items.map(({ product, score }) => (
-        <li key={product.sku} className="card" data-testid="product-card" data-category={product.category ?? ""}>
+      {items.map(({ product, score, match, inliers }) => (
+        <li
+          key={product.sku}
+          className={match === "exact" ? "card exact" : "card"}
+          data-testid="product-card"
+          data-category={product.category ?? ""}
+          data-match={match ?? ""}
+        >
+          {match === "exact" && (
+            <span className="badge" title={`${inliers ?? 0} details of the photo match this product's image`}>
+              Exact match
+            </span>
+          )}
           <Link to={`/products/${encodeURIComponent(product.sku)}`}>
             <img
               src={product.thumbnail_url}

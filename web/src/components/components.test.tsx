@@ -62,6 +62,26 @@ describe("ProductGrid", () => {
     expect(screen.getAllByRole("link")[1]).toHaveAttribute("href", "/products/b%2F2");
   });
 
+  it("marks the exact match with a badge, and only it", () => {
+    render(
+      <MemoryRouter>
+        <ProductGrid
+          items={[
+            { product: product("a1"), score: 0.6, match: "exact", inliers: 42 },
+            { product: product("b2"), score: 0.7, match: "similar", inliers: 3 },
+          ]}
+          empty="none"
+        />
+      </MemoryRouter>,
+    );
+    const badges = screen.getAllByText("Exact match");
+    expect(badges).toHaveLength(1);
+    expect(badges[0]).toHaveAttribute("title", "42 details of the photo match this product's image");
+    const cards = screen.getAllByTestId("product-card");
+    expect(cards[0]).toHaveAttribute("data-match", "exact");
+    expect(cards[1]).toHaveAttribute("data-match", "similar");
+  });
+
   it("shows the empty message", () => {
     render(<ProductGrid items={[]} empty="Nothing here." />);
     expect(screen.getByText("Nothing here.")).toBeInTheDocument();

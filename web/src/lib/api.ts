@@ -17,6 +17,10 @@ export interface Product {
 
 export interface SearchResult {
   score: number;
+  /** exact: the photo shows this very product; similar: a look-alike. */
+  match: "exact" | "similar";
+  /** Verified local-feature matches; null when the result was not verified. */
+  inliers: number | null;
   product: Product;
 }
 

@@ -18,7 +18,7 @@ from lookalike.api.schemas import (
     json_response,
 )
 from lookalike.api.security import require_reader, require_writer
-from lookalike.api.services import Services, services
+from lookalike.api.services import Embedded, Services, services
 from lookalike.errors import ProductNotFoundError
 from lookalike.search.searcher import Filters, SearchHit
 from lookalike.store.catalog import ProductData
@@ -95,13 +95,12 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-async def _image(svc: Services, upload: UploadFile) -> tuple[Any, Any, bytes]:
+async def _image(svc: Services, upload: UploadFile) -> tuple[Embedded, bytes]:
     limit = svc.settings.max_upload_bytes
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise Problem(413, f"image larger than {limit} bytes")
-    vector, _, image = await svc.embed(data, upload.filename or "upload")
-    return image, vector, data
+    return await svc.embed(data, upload.filename or "upload", catalog=True), data
 
 
 _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -132,9 +131,11 @@ def product_fields(
     return {k: v for k, v in given.items() if v is not None}
 
 
-async def _stored_image(svc: Services, upload: UploadFile) -> tuple[dict[str, Any], Any]:
-    """Decode, embed and keep an uploaded image: its product fields and its vector."""
-    loaded, vector, data = await _image(svc, upload)
+async def _stored_image(svc: Services, upload: UploadFile) -> tuple[dict[str, Any], Embedded]:
+    """Decode, embed and keep an uploaded image: its product fields, vector and local
+    features."""
+    embedded, data = await _image(svc, upload)
+    loaded = embedded.image
     path = await run_in_threadpool(svc.store_upload, loaded, data)
     fields = {
         "image_path": str(path),
@@ -142,7 +143,7 @@ async def _stored_image(svc: Services, upload: UploadFile) -> tuple[dict[str, An
         "image_width": loaded.width,
         "image_height": loaded.height,
     }
-    return fields, vector
+    return fields, embedded
 
 
 @router.post(
@@ -160,9 +161,11 @@ async def create_product(
 ) -> Product:
     if await run_in_threadpool(svc.engine.store.get, sku) is not None:
         raise Problem(409, f"a product with SKU {sku!r} exists; use PUT to change it")
-    image_fields, vector = await _stored_image(svc, image)
+    image_fields, embedded = await _stored_image(svc, image)
     product = ProductData(sku=sku, **image_fields, **fields)
-    stored = await run_in_threadpool(svc.engine.upsert_product, product, vector)
+    stored = await run_in_threadpool(
+        svc.engine.upsert_product, product, embedded.vector, embedded.features
+    )
     return Product.of(stored)
 
 
@@ -182,12 +185,17 @@ async def update_product(
     current = await run_in_threadpool(svc.engine.store.get, sku)
     if current is None:
         raise ProductNotFoundError(sku)
-    vector = None
+    embedded = None
     if image is not None and (image.filename or image.size):
-        image_fields, vector = await _stored_image(svc, image)
+        image_fields, embedded = await _stored_image(svc, image)
         fields = {**fields, **image_fields}
     updated = ProductData(**{**current.__dict__, **fields})
-    stored = await run_in_threadpool(svc.engine.upsert_product, updated, vector)
+    stored = await run_in_threadpool(
+        svc.engine.upsert_product,
+        updated,
+        embedded.vector if embedded else None,
+        embedded.features if embedded else None,
+    )
     return Product.of(stored)
 
 

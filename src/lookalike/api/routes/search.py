@@ -72,11 +72,14 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     if lo is not None and hi is not None and lo > hi:
         raise Problem(400, "min_price is larger than max_price")
     crop = params.crop
-    vector, session, image = await svc.embed(
+    query = await svc.embed(
         data, source, (lambda img: _crop(img, crop)) if crop is not None else None
     )
     filters = Filters(params.category, params.min_price, params.max_price)
-    hits = await svc.run(svc.engine.search_vector, vector, params.k, filters, session.index)
+    hits = await svc.run(
+        svc.engine.search_photo, query.vector, query.features, params.k, filters, query.session
+    )
+    image = query.image
     svc.metrics.searches.labels("image").inc()
     answer = SearchResponse(
         results=[SearchResult.of(h) for h in hits],

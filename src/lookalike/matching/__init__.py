@@ -1,0 +1,1 @@
+"""Local features, the descriptor index that finds candidates, geometric verification."""

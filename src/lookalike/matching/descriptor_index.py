@@ -1,0 +1,245 @@
+"""Candidate products from local descriptors: an inverted file over compressed RootSIFT.
+
+Every catalog descriptor is stored in a FAISS IVF-PQ index under its product's id (16-byte
+PQ code + 8-byte id = 24 bytes a descriptor, 9.6 KB for a product's 400). Each photo
+descriptor votes for the product of its nearest catalog descriptor when that one is
+clearly nearer than the nearest descriptor of any *other* product (Lowe's ratio test
+across products); products are ranked by votes / sqrt(their descriptor count). The top
+few are then verified geometrically (matching/verify.py).
+
+Measured on SMVS (400 phone photos; 100 DVD covers + 2,946 fashion products, 481k
+descriptors): the photographed product is the first candidate for 98.8% of photos and
+among the first five for all of them, in about 30 ms a photo on one core, where a flat
+search over every descriptor takes 0.45 s at 100 products (4 of 1,024 lists probed).
+
+Small catalogs (under ``FLAT_MAX`` descriptors) use an exact flat index instead: too few
+descriptors to train a quantizer, and cheap to search anyway. Like the product index, it
+is derived data: saved with a manifest, checked against the database at load, rebuilt
+from the stored features when they disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import faiss
+import numpy as np
+
+from lookalike.index.vector_index import (
+    all_build_threads,
+    atomic_write,
+    ids_checksum,
+    one_query_thread,
+)
+from lookalike.matching.features import DESCRIPTOR_DIM
+
+FLAT_MAX = 50_000  # descriptors: below this, exact search (about 125 products)
+PQ_BYTES = 16  # 16 sub-quantizers x 8 bits
+NPROBE = 4
+NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* product
+VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
+MIN_COUNT = 50  # floor of the count normalisation: tiny feature sets would win on luck
+INDEX_FILE = "descriptors.faiss"
+COUNTS_FILE = "counts.npy"
+MANIFEST_FILE = "manifest.json"
+
+
+class Vote(NamedTuple):
+    """A candidate product: how many photo descriptors voted for it, and its score
+    (votes / sqrt(its descriptor count))."""
+
+    product_id: int
+    score: float
+    votes: int
+
+
+@dataclass
+class DescriptorManifest:
+    """What a saved descriptor index holds; compared with the database at load."""
+
+    feature_version: str
+    kind: str  # "flat" or "ivfpq"
+    products: int
+    descriptors: int
+    ids_sha256: str
+    trained_on: int = 0  # descriptors the quantizer was trained on (0 for flat)
+    nlist: int = 0
+    index_sha256: str = ""
+    counts_sha256: str = ""
+    built_at: str = ""
+
+
+class DescriptorIndex:
+    """Thread-safe: votes run concurrently, adds and removals take the lock."""
+
+    def __init__(
+        self, index: faiss.Index, manifest: DescriptorManifest, counts: dict[int, int]
+    ) -> None:
+        self.index = index
+        self.manifest = manifest
+        self._counts = counts
+        self._lock = threading.RLock()
+        self._refresh()
+
+    @classmethod
+    def build(
+        cls,
+        feature_version: str,
+        items: Iterable[tuple[int, np.ndarray]],
+        *,
+        flat_max: int = FLAT_MAX,
+        nlist: int | None = None,
+    ) -> DescriptorIndex:
+        """Index ``(product id, RootSIFT n x 128)`` pairs, training a quantizer (with
+        ``nlist`` lists, default about sqrt(n)) past ``flat_max`` descriptors."""
+        ids, parts, counts = [], [], {}
+        for pid, desc in items:
+            # A product without keypoints (a blank image) is still recorded, so the id
+            # set matches the database's.
+            counts[int(pid)] = len(desc)
+            if len(desc):
+                ids.append(np.full(len(desc), pid, dtype=np.int64))
+                parts.append(np.ascontiguousarray(desc, dtype=np.float32))
+        x = np.concatenate(parts) if parts else np.empty((0, DESCRIPTOR_DIM), np.float32)
+        all_ids = np.concatenate(ids) if ids else np.empty(0, np.int64)
+        n = len(x)
+        manifest = DescriptorManifest(feature_version, "flat", 0, 0, "")
+        with all_build_threads():
+            if n <= flat_max:
+                index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatL2(DESCRIPTOR_DIM))
+            else:
+                nlist = nlist or _nlist(n)
+                quantizer = faiss.IndexFlatL2(DESCRIPTOR_DIM)
+                ivf = faiss.IndexIVFPQ(quantizer, DESCRIPTOR_DIM, nlist, PQ_BYTES, 8)
+                rng = np.random.default_rng(0)
+                sample = x[rng.choice(n, size=min(n, max(64 * nlist, 100_000)), replace=False)]
+                ivf.train(sample)
+                ivf.nprobe = NPROBE
+                index = ivf
+                manifest.kind, manifest.nlist, manifest.trained_on = "ivfpq", nlist, n
+            if n:
+                index.add_with_ids(x, all_ids)
+        manifest.built_at = datetime.now(UTC).isoformat(timespec="seconds")
+        return cls(index, manifest, counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __contains__(self, product_id: int) -> bool:
+        return product_id in self._counts
+
+    @property
+    def outgrown(self) -> bool:
+        """True when the catalog has grown so far past what the index was built for that
+        a rebuild pays: a flat index over ``FLAT_MAX`` descriptors, or an IVF-PQ index
+        holding 4x what its quantizer was trained on."""
+        m = self.manifest
+        if m.kind == "flat":
+            return m.descriptors > 2 * FLAT_MAX
+        return m.descriptors > 4 * m.trained_on
+
+    def add(self, product_id: int, rootsift: np.ndarray) -> None:
+        """Add (or replace) one product's descriptors."""
+        with self._lock:
+            self.remove(np.array([product_id]))
+            if len(rootsift):
+                ids = np.full(len(rootsift), product_id, dtype=np.int64)
+                self.index.add_with_ids(np.ascontiguousarray(rootsift, dtype=np.float32), ids)
+            self._counts[int(product_id)] = len(rootsift)
+            self._refresh()
+
+    def remove(self, product_ids: np.ndarray) -> None:
+        """Remove products' descriptors (unknown ids are ignored)."""
+        present = [int(i) for i in product_ids if int(i) in self._counts]
+        if not present:
+            return
+        with self._lock:
+            self.index.remove_ids(faiss.IDSelectorBatch(np.array(present, dtype=np.int64)))
+            for pid in present:
+                del self._counts[pid]
+            self._refresh()
+
+    def votes(self, rootsift: np.ndarray, top: int) -> list[Vote]:
+        """The ``top`` products with the most (normalised) votes from a photo's
+        descriptors, best first."""
+        if len(rootsift) == 0 or self.index.ntotal == 0:
+            return []
+        one_query_thread()
+        k = min(NEIGHBOURS, int(self.index.ntotal))
+        dist, nn = self.index.search(np.ascontiguousarray(rootsift, dtype=np.float32), k)
+        first = nn[:, 0]
+        other = (nn != first[:, None]) & (nn >= 0)
+        has_other = other.any(axis=1)
+        ref = np.where(has_other, dist[np.arange(len(nn)), other.argmax(axis=1)], np.inf)
+        # With no other product among the neighbours, the match is distinctive: it counts.
+        ok = (first >= 0) & (dist[:, 0] < VOTE_RATIO**2 * ref)
+        voted, count = np.unique(first[ok], return_counts=True)
+        if len(voted) == 0:
+            return []
+        with self._lock:
+            sizes = np.array([self._counts.get(int(p), MIN_COUNT) for p in voted], np.float64)
+        score = count / np.sqrt(np.maximum(sizes, MIN_COUNT))
+        best = np.argsort(-score, kind="stable")[:top]
+        return [Vote(int(voted[i]), float(score[i]), int(count[i])) for i in best]
+
+    def _refresh(self) -> None:
+        self.manifest.products = len(self._counts)
+        self.manifest.descriptors = int(self.index.ntotal)
+        self.manifest.ids_sha256 = ids_checksum(np.fromiter(self._counts, np.int64))
+
+    def memory_bytes(self) -> int:
+        """Bytes the index holds in RAM (codes and ids; the flat index holds floats)."""
+        n = int(self.index.ntotal)
+        per = (PQ_BYTES + 8) if self.manifest.kind == "ivfpq" else (4 * DESCRIPTOR_DIM + 8)
+        return n * per
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        """Index, counts, then the manifest with both checksums, each written atomically."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            data = faiss.serialize_index(self.index).tobytes()
+            counts = np.array(sorted(self._counts.items()), dtype=np.int64).reshape(-1, 2)
+            self.manifest.index_sha256 = hashlib.sha256(data).hexdigest()
+            counts_bytes = counts.tobytes()
+            self.manifest.counts_sha256 = hashlib.sha256(counts_bytes).hexdigest()
+            manifest = json.dumps(asdict(self.manifest), indent=2).encode()
+        atomic_write(folder / INDEX_FILE, data)
+        atomic_write(folder / COUNTS_FILE, counts_bytes)
+        atomic_write(folder / MANIFEST_FILE, manifest)
+
+    @classmethod
+    def load(cls, folder: Path) -> DescriptorIndex:
+        """Load a saved index; ValueError if it is incomplete or corrupt."""
+        try:
+            manifest = DescriptorManifest(**json.loads((folder / MANIFEST_FILE).read_text()))
+            data = (folder / INDEX_FILE).read_bytes()
+            counts_bytes = (folder / COUNTS_FILE).read_bytes()
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"no usable descriptor index in {folder}: {exc}") from exc
+        if (
+            hashlib.sha256(data).hexdigest() != manifest.index_sha256
+            or hashlib.sha256(counts_bytes).hexdigest() != manifest.counts_sha256
+        ):
+            raise ValueError(f"descriptor index in {folder} does not match its manifest")
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if manifest.kind == "ivfpq":
+            faiss.extract_index_ivf(index).nprobe = NPROBE
+        pairs = np.frombuffer(counts_bytes, dtype=np.int64).reshape(-1, 2)
+        return cls(index, manifest, {int(p): int(c) for p, c in pairs})
+
+
+def _nlist(n: int) -> int:
+    """About 2 sqrt(n) lists (a power of two, 256..16384): each photo descriptor then
+    scans about 2 sqrt(n) codes in NPROBE lists, and compares itself with every list's
+    centroid. At 481k descriptors: 1,024 lists, 30 ms for a 1,000-descriptor photo."""
+    return int(min(16384, max(256, 2 ** round(math.log2(2 * math.sqrt(n))))))

@@ -1,0 +1,112 @@
+"""Local features: SIFT keypoints and descriptors of a picture, and their compact format.
+
+Global CNN vectors describe what a picture looks like overall and are easily swamped by a
+phone photo's clutter, angle and glare (photo -> catalog R@1 0.18 on the SMVS phone
+photos). Local features find the printed details of the product itself wherever they are
+in the photo, at any rotation and scale; verified geometrically (matching/verify.py) they
+tell an exact product from a look-alike.
+
+Catalog images keep their 400 strongest keypoints at 512 px (about 53 KB per product on
+disk); photos are described at 640 px with up to 1,000 keypoints, since the product is
+only part of a photo. Measured on SMVS (400 phone photos, 100 DVD covers among the 2,946
+fashion products): candidate recall@5 1.00, R@1 0.995 after verification.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+#: Recorded with every stored feature set; change it when extraction changes.
+FEATURE_VERSION = "sift-512-400"
+CATALOG_MAX_SIDE = 512
+CATALOG_MAX_FEATURES = 400
+QUERY_MAX_SIDE = 640
+QUERY_MAX_FEATURES = 1000
+DESCRIPTOR_DIM = 128
+
+_MAGIC = b"LKF1"
+_HEADER = struct.Struct("<4sHHI")  # magic, width, height, count
+_XY_SCALE = 8.0  # keypoints stored as uint16 in 1/8 px: enough for 8,191 px sides
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """Keypoints of one picture: ``xy`` (n x 2 float32, pixels of the picture as it was
+    described, ``width`` x ``height``) and SIFT ``descriptors`` (n x 128 uint8)."""
+
+    xy: np.ndarray
+    descriptors: np.ndarray
+    width: int
+    height: int
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
+    def rootsift(self) -> np.ndarray:
+        """RootSIFT (Arandjelović & Zisserman 2012): L1-normalise, square-root. Unit length,
+        so Euclidean distance on it is the Hellinger kernel, which matches better than
+        raw SIFT's L2."""
+        d = self.descriptors.astype(np.float32)
+        d /= d.sum(axis=1, keepdims=True) + 1e-7
+        return np.sqrt(d)
+
+    def to_bytes(self) -> bytes:
+        """The stored format: a 14-byte header, uint16 keypoints, uint8 descriptors
+        (132 bytes a keypoint)."""
+        xy = np.clip(np.rint(self.xy * _XY_SCALE), 0, 65535).astype("<u2")
+        header = _HEADER.pack(_MAGIC, self.width, self.height, len(self))
+        return header + xy.tobytes() + np.ascontiguousarray(self.descriptors, np.uint8).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LocalFeatures:
+        magic, width, height, n = _HEADER.unpack_from(data)
+        if magic != _MAGIC or len(data) != _HEADER.size + n * (4 + DESCRIPTOR_DIM):
+            raise ValueError("not a stored local-feature set")
+        xy_end = _HEADER.size + 4 * n
+        xy = np.frombuffer(data, "<u2", 2 * n, _HEADER.size).reshape(n, 2)
+        desc = np.frombuffer(data, np.uint8, n * DESCRIPTOR_DIM, xy_end).reshape(n, DESCRIPTOR_DIM)
+        return cls(xy.astype(np.float32) / _XY_SCALE, desc, width, height)
+
+
+def extract(image: Image.Image, *, max_side: int, max_features: int) -> LocalFeatures:
+    """SIFT keypoints of ``image`` scaled so its longer side is at most ``max_side``.
+
+    Blank, tiny or uniform pictures give an empty set, never an error."""
+    gray = image.convert("L")
+    scale = max_side / max(gray.size)
+    if scale < 1.0:
+        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+        gray = gray.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    arr = np.asarray(gray)
+    if min(arr.shape) < 16:  # SIFT needs a few octaves; nothing useful below this
+        return _empty(arr.shape[1], arr.shape[0])
+    detector = cv2.SIFT.create(nfeatures=max_features)
+    keypoints, desc = detector.detectAndCompute(arr, None)
+    if desc is None or not keypoints:
+        return _empty(arr.shape[1], arr.shape[0])
+    # OpenCV may return a few more than asked when responses tie.
+    keypoints, desc = keypoints[:max_features], desc[:max_features]
+    xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    return LocalFeatures(xy, np.clip(desc, 0, 255).astype(np.uint8), arr.shape[1], arr.shape[0])
+
+
+def catalog_features(image: Image.Image) -> LocalFeatures:
+    """Local features of a catalog image, as stored."""
+    return extract(image, max_side=CATALOG_MAX_SIDE, max_features=CATALOG_MAX_FEATURES)
+
+
+def query_features(image: Image.Image) -> LocalFeatures:
+    """Local features of a query photo (more and finer than a catalog image's: the
+    product is only part of the photo)."""
+    return extract(image, max_side=QUERY_MAX_SIDE, max_features=QUERY_MAX_FEATURES)
+
+
+def _empty(width: int, height: int) -> LocalFeatures:
+    return LocalFeatures(
+        np.empty((0, 2), np.float32), np.empty((0, DESCRIPTOR_DIM), np.uint8), width, height
+    )

@@ -1,0 +1,111 @@
+"""Keeps the descriptor index in step with the stored local features (the database is
+the truth), with the same rules as the product index (index/manager.py)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.index.manager import SyncReport
+from lookalike.index.vector_index import ids_checksum
+from lookalike.matching.descriptor_index import MANIFEST_FILE, DescriptorIndex
+from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
+from lookalike.store.catalog import CatalogStore
+
+log = logging.getLogger(__name__)
+
+
+class LocalIndexManager:
+    """Loads, rebuilds, updates and checks the descriptor index of one feature version."""
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        index_root: Path,
+        feature_version: str = FEATURE_VERSION,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.feature_version = feature_version
+        self.folder = index_root / "local" / re.sub(r"[^A-Za-z0-9._-]+", "_", feature_version)
+        self._say = progress or log.info
+
+    def load(self) -> tuple[DescriptorIndex, SyncReport]:
+        """The saved index if it matches the database exactly; otherwise a rebuild."""
+        if not (self.folder / MANIFEST_FILE).exists():
+            index = self.rebuild()
+            return index, SyncReport(True, "no descriptor index yet", len(index), first_build=True)
+        try:
+            index = DescriptorIndex.load(self.folder)
+        except ValueError as exc:
+            reason: str | None = str(exc)
+        else:
+            reason = self._mismatch(index)
+            if reason is None:
+                return index, SyncReport(False, None, len(index))
+        log.warning("descriptor index rebuilt from the database: %s", reason)
+        index = self.rebuild()
+        return index, SyncReport(True, reason, len(index))
+
+    def rebuild(self) -> DescriptorIndex:
+        """Build from every stored feature set of this version, and save."""
+        self._say("building the local-feature index from the database")
+        index = DescriptorIndex.build(self.feature_version, self._stored())
+        index.save(self.folder)
+        m = index.manifest
+        self._say(f"local-feature index: {m.products} products, {m.descriptors} descriptors")
+        return index
+
+    def _stored(self) -> Iterator[tuple[int, np.ndarray]]:
+        for pid, data in self.store.iter_local_features(self.feature_version):
+            yield pid, LocalFeatures.from_bytes(data).rootsift()
+
+    def apply(
+        self,
+        index: DescriptorIndex,
+        added: dict[int, LocalFeatures],
+        removed: np.ndarray,
+        *,
+        save: bool = True,
+    ) -> DescriptorIndex:
+        """Apply a committed database change; rebuild when the index has outgrown its
+        quantizer (or its flat kind)."""
+        index.remove(removed)
+        for pid, features in added.items():
+            index.add(pid, features.rootsift())
+        if index.outgrown:
+            return self.rebuild()
+        if save:
+            index.save(self.folder)
+        return index
+
+    def check(self, index: DescriptorIndex) -> dict[str, Any]:
+        """Does the descriptor index agree with the database?"""
+        problem = self._mismatch(index)
+        m = index.manifest
+        return {
+            "feature_version": self.feature_version,
+            "kind": m.kind,
+            "products": m.products,
+            "descriptors": m.descriptors,
+            "database_products": len(self.store.local_feature_ids(self.feature_version)),
+            "consistent": problem is None,
+            "problem": problem,
+            "memory_bytes": index.memory_bytes(),
+        }
+
+    def _mismatch(self, index: DescriptorIndex) -> str | None:
+        m = index.manifest
+        if m.feature_version != self.feature_version:
+            return f"descriptor index is of {m.feature_version}, expected {self.feature_version}"
+        db_ids = self.store.local_feature_ids(self.feature_version)
+        if m.products != len(db_ids):
+            return f"descriptor index holds {m.products} products, database {len(db_ids)}"
+        if m.ids_sha256 != ids_checksum(db_ids):
+            return "descriptor index and database hold different products"
+        return None

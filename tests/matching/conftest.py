@@ -1,0 +1,55 @@
+"""Synthetic flat products and phone-like photos of them, for matching tests."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def poster(seed: int, size: tuple[int, int] = (400, 500)) -> Image.Image:
+    """A textured flat product (a cover or box front): random shapes, lines and text."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 255, 3)))
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    for _ in range(60):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(10, 120)), y0 + int(rng.integers(10, 120))
+        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+        shape = int(rng.integers(0, 3))
+        if shape == 0:
+            draw.rectangle([x0, y0, x1, y1], fill=colour)
+        elif shape == 1:
+            draw.ellipse([x0, y0, x1, y1], fill=colour)
+        else:
+            draw.line([x0, y0, x1, y1], fill=colour, width=int(rng.integers(1, 6)))
+    for _ in range(8):
+        xy = (int(rng.integers(0, w - 80)), int(rng.integers(0, h - 20)))
+        draw.text(xy, f"TITLE {rng.integers(1000)}", fill=(0, 0, 0))
+    return img
+
+
+def photograph(
+    product: Image.Image, seed: int, size: tuple[int, int] = (1024, 768), rotate: int = 0
+) -> Image.Image:
+    """The product under a perspective warp, on a cluttered background, centred,
+    optionally turned by a multiple of 90 degrees (as phones save some photos)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    background = np.asarray(poster(seed + 10_000, size).resize(size)).copy()
+    background = cv2.GaussianBlur(background, (0, 0), 3)
+    pw, ph = product.size
+    scale = 0.7 * min(w / pw, h / ph)
+    cx, cy = w / 2, h / 2
+    corners = np.array(
+        [[-pw / 2, -ph / 2], [pw / 2, -ph / 2], [pw / 2, ph / 2], [-pw / 2, ph / 2]]
+    ) * scale + [cx, cy]
+    corners += rng.uniform(-0.08, 0.08, corners.shape) * [pw * scale, ph * scale]
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    homography = cv2.getPerspectiveTransform(src, corners.astype(np.float32))
+    warped = cv2.warpPerspective(np.asarray(product), homography, size)
+    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), homography, size) > 0
+    background[mask] = warped[mask]
+    photo = Image.fromarray(background)
+    return photo.rotate(rotate, expand=True) if rotate else photo

@@ -1,0 +1,183 @@
+"""Photo search on a slice of SMVS (real phone photos) among fashion distractors: exact
+matches found and verified, absent products not claimed, odd photos handled."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import CatalogRecord, read_catalog
+from tests.conftest import write_catalog
+
+pytestmark = pytest.mark.dataset
+PRODUCTS = 12  # SMVS products in the catalog: dvd_001 .. dvd_012
+
+
+@pytest.fixture(scope="module")
+def smvs_rows(smvs: Path) -> list[dict[str, str]]:
+    with (smvs / "labels.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    wanted = {f"dvd_{i:03d}" for i in range(1, PRODUCTS + 1)}
+    return [r for r in rows if r["product_id"] in wanted]
+
+
+@pytest.fixture(scope="module")
+def engine(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache: Path,
+    smvs: Path,
+    smvs_rows: list[dict[str, str]],
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+) -> Engine:
+    home = tmp_path_factory.mktemp("photo-home")
+    e = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))  # type: ignore[call-arg]
+    fashion = read_catalog(write_catalog(home / "fashion.csv", dataset, dataset_rows[:60]))
+    covers = [
+        CatalogRecord(r["product_id"], smvs / r["file"], r["file"], None, "DVD cover")
+        for r in smvs_rows
+        if r["image_type"] == "catalog"
+    ]
+    summary = e.ingest(fashion.records + covers)
+    assert not summary.failed
+    yield e  # type: ignore[misc]
+    e.close()
+
+
+def _photos(smvs: Path, rows: list[dict[str, str]], device: str) -> list[tuple[str, Path]]:
+    return [
+        (r["product_id"], smvs / r["file"])
+        for r in rows
+        if r["image_type"] == "photo" and r["device"] == device
+    ]
+
+
+@pytest.mark.parametrize("device", ["Canon", "Droid", "E63", "Palm"])
+def test_phone_photos_find_their_product_as_an_exact_match(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], device: str
+) -> None:
+    photos = _photos(smvs, smvs_rows, device)
+    results = engine.search_files([p for _, p in photos], k=5)
+    found = [r.hits[0].product.sku == sku for (sku, _), r in zip(photos, results, strict=True)]
+    exact = [r.hits[0].match == "exact" for r in results]
+    # Global descriptors alone get about 3 in 12 here; the two-stage search nearly all.
+    assert sum(found) >= PRODUCTS - 1, device
+    assert sum(exact) >= PRODUCTS - 2, device
+    for r in results:
+        first = r.hits[0]
+        assert first.match == "similar" or (first.inliers or 0) >= 15
+        assert len(r.hits) == 5
+
+
+def test_a_deleted_product_is_no_longer_claimed(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]]
+) -> None:
+    sku, photo = _photos(smvs, smvs_rows, "Canon")[2]
+    record = next(
+        CatalogRecord(r["product_id"], smvs / r["file"], r["file"], None, "DVD cover")
+        for r in smvs_rows
+        if r["image_type"] == "catalog" and r["product_id"] == sku
+    )
+    engine.delete([sku])
+    try:
+        (result,) = engine.search_files([photo], k=10)
+        assert all(h.product.sku != sku for h in result.hits)
+        assert all(h.match == "similar" for h in result.hits)
+        # Still "things like it": most results are other DVD covers, not fashion.
+        assert sum(h.product.category == "DVD cover" for h in result.hits[:5]) >= 3
+        assert engine.check_index()["local"]["consistent"]
+    finally:
+        engine.ingest([record])
+    (result,) = engine.search_files([photo], k=3)
+    assert result.hits[0].product.sku == sku and result.hits[0].match == "exact"
+
+
+def test_similar_products_follow_the_exact_match(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]]
+) -> None:
+    sku, photo = _photos(smvs, smvs_rows, "Droid")[0]
+    (result,) = engine.search_files([photo], k=8)
+    assert result.hits[0].product.sku == sku and result.hits[0].match == "exact"
+    rest = result.hits[1:]
+    assert len({h.product.sku for h in result.hits}) == 8
+    assert sum(h.product.category == "DVD cover" for h in rest) >= 5
+
+
+def test_the_descriptor_index_is_rebuilt_when_it_disagrees(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]]
+) -> None:
+    # A product deleted behind the saved index's back (as by a crash between the
+    # database commit and the index save): the next load notices and rebuilds.
+    row = next(r for r in smvs_rows if r["image_type"] == "catalog")
+    engine.store.delete([row["product_id"]])
+    try:
+        stale = engine.local_index
+        assert stale is not None and engine.local_manager.check(stale)["consistent"] is False
+        index, report = engine.local_manager.load()
+        assert report.rebuilt and "database" in (report.reason or ""), report
+        assert engine.local_manager.check(index)["consistent"]
+        assert engine.refresh_if_stale()  # what the API does: drop and reload both indexes
+        assert index.manifest.products == len(
+            engine.store.local_feature_ids(index.manifest.feature_version)
+        )
+    finally:
+        record = CatalogRecord(
+            row["product_id"], smvs / row["file"], row["file"], None, "DVD cover"
+        )
+        engine.ingest([record])
+    assert engine.check_index()["local"]["consistent"]
+
+
+def _jpeg(img: Image.Image, **exif: int) -> bytes:
+    buf = io.BytesIO()
+    e = img.getexif()
+    for tag, value in exif.items():
+        e[int(tag.removeprefix("t"))] = value
+    img.save(buf, "JPEG", exif=e)
+    return buf.getvalue()
+
+
+def test_exif_rotated_and_grey_photos_still_match(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
+    sku, photo = _photos(smvs, smvs_rows, "Canon")[4]
+    upright = Image.open(photo)
+    turned = tmp_path / "turned.jpg"  # pixels turned, EXIF says how to turn them back
+    turned.write_bytes(_jpeg(upright.transpose(Image.Transpose.ROTATE_90), t274=6))
+    sideways = tmp_path / "sideways.jpg"  # pixels turned, no EXIF: SIFT must cope
+    upright.transpose(Image.Transpose.ROTATE_270).save(sideways)
+    grey = tmp_path / "grey.jpg"
+    upright.convert("L").save(grey)
+    for result in engine.search_files([turned, sideways, grey], k=3):
+        assert result.error is None
+        assert result.hits[0].product.sku == sku, result.query
+        assert result.hits[0].match == "exact", result.query
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("RGB", (1, 1)),
+        Image.new("RGB", (4, 4), "white"),
+        Image.new("RGB", (1, 10_000), "blue"),
+        Image.new("RGB", (640, 480), (128, 128, 128)),
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)),
+    ],
+    ids=["1px", "tiny-blank", "1x10000", "uniform", "noise"],
+)
+def test_odd_photos_get_results_not_errors(
+    engine: Engine, tmp_path: Path, image: Image.Image
+) -> None:
+    path = tmp_path / "odd.png"
+    image.save(path)
+    (result,) = engine.search_files([path], k=4)
+    assert result.error is None
+    assert len(result.hits) == 4
+    assert all(h.match == "similar" for h in result.hits)
