@@ -1,6 +1,7 @@
 """The SMVS phone-photo protocol (issue #9), end to end, in one run.
 
     python -m benchmarks.smvs [--home DIR] [--no-distractors] [--no-local] [--out DIR]
+                              [--fashion-queries N]
 
 1. A fresh catalog: the 100 SMVS catalog images (category "DVD cover") plus, unless
    ``--no-distractors``, the 2,946 fashion dev products as distractors.
@@ -9,6 +10,9 @@
 3. Open set, twice: half of the SMVS products (every other one) deleted, then the other
    half; every photo searched each time. Photos of deleted products must not claim an
    exact match (target: at most 2%), and their results should still be DVD covers.
+4. Catalog -> catalog on the fashion products (``--fashion-queries N``, every k-th):
+   each catalog photo is searched as a photo; exact matches under *other* SKUs are
+   listed with whether their image is byte-identical or a near-identical photo.
 
 The reports (with failure grids of the photos: local only, never committed) go to
 ``reports/smvs/<step>/``. ``--no-local`` runs the same protocol with local features off
@@ -59,7 +63,9 @@ def smvs_queries(rows: list[dict[str, str]]) -> list[PhotoQuery]:
     ]
 
 
-def run(home: Path, out: Path, distractors: bool, local: bool) -> dict[str, Any]:
+def run(
+    home: Path, out: Path, distractors: bool, local: bool, fashion_queries: int = 0
+) -> dict[str, Any]:
     settings = Settings(home=home, local_features=local)
     rows = smvs_rows()
     engine = Engine(settings)
@@ -87,9 +93,32 @@ def run(home: Path, out: Path, distractors: bool, local: bool) -> dict[str, Any]
         results[f"open-{n + 1}"] = _brief(report)
         print(f"open set {n + 1}:", json.dumps(results[f"open-{n + 1}"]), flush=True)
         engine.ingest(removed)
+    if distractors and fashion_queries:
+        results["fashion"] = fashion_exact(engine, fashion_queries, out / "fashion")
+        print("fashion catalog -> catalog:", json.dumps(results["fashion"]), flush=True)
     engine.close()
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
+
+
+def fashion_exact(engine: Engine, n: int, out: Path) -> dict[str, Any]:
+    """Fashion catalog photos as queries: which exact matches name another SKU?"""
+    records = read_catalog(DATASET / "labels.csv").records
+    picked = records[:: max(1, len(records) // n)][:n]
+    queries = [PhotoQuery(r.image, r.sku, "", r.category) for r in picked]
+    report = evaluate_queries(engine, queries, out)
+    products = engine.store.get_many([r.sku for r in records])
+    others = []
+    for q in report["queries"]:
+        for sku in q["exact_skus"]:
+            if sku != q["sku"]:
+                same = products[sku].image_sha256 == products[q["sku"]].image_sha256
+                others.append({"query": q["sku"], "exact": sku, "same_bytes": same})
+    return {
+        "queries": len(queries),
+        "found_itself_exact": report["exact"]["recall"],
+        "other_sku_exact": others,
+    }
 
 
 def _brief(report: dict[str, Any]) -> dict[str, Any]:
@@ -105,12 +134,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "smvs")
     parser.add_argument("--no-distractors", action="store_true")
     parser.add_argument("--no-local", action="store_true")
+    parser.add_argument("--fashion-queries", type=int, default=0)
     args = parser.parse_args()
-    if args.home:
-        run(args.home, args.out, not args.no_distractors, not args.no_local)
-        return
     with tempfile.TemporaryDirectory() as tmp:
-        run(Path(tmp), args.out, not args.no_distractors, not args.no_local)
+        home = args.home or Path(tmp)
+        run(home, args.out, not args.no_distractors, not args.no_local, args.fashion_queries)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embed
 from lookalike.errors import ImageError, ModelVersionError, ProductNotFoundError
 from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
+from lookalike.images.query import combine, query_views
 from lookalike.index.manager import IndexManager, SyncReport
 from lookalike.index.vector_index import VectorIndex
 from lookalike.ingest.pipeline import ImageLimits, IngestSummary, feature_blob, ingest_records
@@ -249,17 +250,21 @@ class Engine:
         index = self.index
         manager = self.index_manager
         local = self.local_index
-        added: dict[int, LocalFeatures] = {}
+        # A large ingest (a new catalog, or one that grows by a quarter) rebuilds the
+        # descriptor index from the database at the end: a quantizer trained on the new
+        # catalog, and no interim index to grow. Smaller ones update it batch by batch.
+        rebuild_local = local is not None and len(records) > len(local) / 4
 
         def on_commit(
             ids: np.ndarray, vectors: np.ndarray, features: list[LocalFeatures | None]
         ) -> None:
             index.add(ids, vectors)
-            if local is not None:
-                for pid, f in zip(ids.tolist(), features, strict=True):
-                    if f is not None:
-                        local.add(pid, f.rootsift())
-                        added[pid] = f
+            if local is not None and not rebuild_local:
+                local.add(
+                    (pid, f.rootsift())
+                    for pid, f in zip(ids.tolist(), features, strict=True)
+                    if f is not None
+                )
 
         try:
             return ingest_records(
@@ -277,10 +282,12 @@ class Engine:
             with self._lock:
                 self._index = manager.apply(index, *_no_change(self.model_config.dim))
                 self._dirty = False
-                if local is not None:
+                if rebuild_local:
+                    self._local = self.local_manager.rebuild()
+                elif local is not None:
                     # Already added above; apply() only saves (or rebuilds if outgrown).
                     self._local = self.local_manager.apply(local, {}, np.empty(0, np.int64))
-                    self._local_dirty = False
+                self._local_dirty = False
             self._committed()
 
     def delete(self, skus: Sequence[str], *, save: bool = True) -> dict[str, int]:
@@ -374,7 +381,10 @@ class Engine:
             except ImageError as exc:
                 errors[str(p)] = exc.reason
         session = self.session()
-        vectors = iter(session.embedder.embed_images(images) if images else [])
+        views = [query_views(img) for img in images]
+        flat = [v for vs in views for v in vs]
+        embedded = iter(session.embedder.embed_images(flat) if flat else [])
+        vectors = iter([combine(np.stack([next(embedded) for _ in vs])) for vs in views])
         features = iter([self.query_features(img) for img in images])
         return [
             QueryResult(str(p), [], errors[str(p)])

@@ -55,7 +55,7 @@ def test_removed_products_get_no_votes_and_added_ones_do(
     index.remove(np.array([107]))
     assert 107 not in index and len(index) == PRODUCTS - 1
     assert 107 not in [v.product_id for v in index.votes(_photo(7), top=5)]
-    index.add(107, catalog[107])
+    index.add([(107, catalog[107])])
     assert index.votes(_photo(7), top=1)[0][0] == 107
     assert len(index) == PRODUCTS
 

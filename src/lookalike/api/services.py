@@ -26,6 +26,7 @@ from lookalike.config import Settings
 from lookalike.embeddings.embedder import PreparedImage
 from lookalike.engine import Engine, SearchSession
 from lookalike.images.loader import LoadedImage
+from lookalike.images.query import combine, query_views
 from lookalike.matching.features import LocalFeatures, catalog_features
 
 THUMB_SIZE = 256
@@ -75,11 +76,16 @@ class Services:
         local features in one trip to a worker thread, then the batched model call.
         Local features are a query photo's, or a catalog image's with ``catalog``."""
 
-        def prepare() -> tuple[PreparedImage, SearchSession, LoadedImage, LocalFeatures | None]:
+        def prepare() -> tuple[
+            list[PreparedImage], SearchSession, LoadedImage, LocalFeatures | None
+        ]:
             self.engine.refresh_if_stale(self.settings.change_check_ms / 1000)
             image = self.engine.load_query(data, source)
             if adjust is not None:
                 image = adjust(image)
+            # A region the user cropped is the query as it is; a whole photo also
+            # contributes its centre (images/query.py). Catalog images are stored as is.
+            views = [image] if catalog or adjust is not None else query_views(image)
             session = self.engine.session()
             if not self.settings.local_features:
                 features = None
@@ -87,11 +93,12 @@ class Services:
                 features = catalog_features(image.pixels)
             else:
                 features = self.engine.query_features(image)
-            return session.embedder.prepare(image), session, image, features
+            prepared = [session.embedder.prepare(v) for v in views]
+            return prepared, session, image, features
 
         prepared, session, image, features = await self.run(prepare)
-        vector = await self.batcher.embed(prepared, session.embedder)
-        return Embedded(vector, session, image, features)
+        vectors = await asyncio.gather(*(self.batcher.embed(p, session.embedder) for p in prepared))
+        return Embedded(combine(np.stack(vectors)), session, image, features)
 
     def store_upload(self, image: LoadedImage, data: bytes) -> Path:
         """Keep an uploaded image, named by its content hash (so never by the request)."""

@@ -78,7 +78,7 @@ class DescriptorManifest:
 
 
 class DescriptorIndex:
-    """Thread-safe: votes run concurrently, adds and removals take the lock."""
+    """Thread-safe: searches, adds and removals take one lock (as the product index's do)."""
 
     def __init__(
         self, index: faiss.Index, manifest: DescriptorManifest, counts: dict[int, int]
@@ -146,14 +146,21 @@ class DescriptorIndex:
             return m.descriptors > 2 * FLAT_MAX
         return m.descriptors > 4 * m.trained_on
 
-    def add(self, product_id: int, rootsift: np.ndarray) -> None:
-        """Add (or replace) one product's descriptors."""
+    def add(self, items: Iterable[tuple[int, np.ndarray]]) -> None:
+        """Add (or replace) products' descriptors: ``(product id, RootSIFT)`` pairs. One
+        call per batch: each call scans every list once to drop replaced products."""
+        items = [(int(pid), desc) for pid, desc in items]
+        if not items:
+            return
         with self._lock:
-            self.remove(np.array([product_id]))
-            if len(rootsift):
-                ids = np.full(len(rootsift), product_id, dtype=np.int64)
-                self.index.add_with_ids(np.ascontiguousarray(rootsift, dtype=np.float32), ids)
-            self._counts[int(product_id)] = len(rootsift)
+            self.remove(np.array([pid for pid, _ in items], dtype=np.int64))
+            kept = [(pid, d) for pid, d in items if len(d)]
+            if kept:
+                ids = np.concatenate([np.full(len(d), pid, dtype=np.int64) for pid, d in kept])
+                x = np.concatenate([np.ascontiguousarray(d, dtype=np.float32) for _, d in kept])
+                self.index.add_with_ids(x, ids)
+            for pid, d in items:
+                self._counts[pid] = len(d)
             self._refresh()
 
     def remove(self, product_ids: np.ndarray) -> None:
@@ -173,8 +180,9 @@ class DescriptorIndex:
         if len(rootsift) == 0 or self.index.ntotal == 0:
             return []
         one_query_thread()
-        k = min(NEIGHBOURS, int(self.index.ntotal))
-        dist, nn = self.index.search(np.ascontiguousarray(rootsift, dtype=np.float32), k)
+        with self._lock:  # FAISS indexes may not be searched while they are changed
+            k = min(NEIGHBOURS, int(self.index.ntotal))
+            dist, nn = self.index.search(np.ascontiguousarray(rootsift, dtype=np.float32), k)
         first = nn[:, 0]
         other = (nn != first[:, None]) & (nn >= 0)
         has_other = other.any(axis=1)

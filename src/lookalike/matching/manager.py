@@ -76,8 +76,7 @@ class LocalIndexManager:
         """Apply a committed database change; rebuild when the index has outgrown its
         quantizer (or its flat kind)."""
         index.remove(removed)
-        for pid, features in added.items():
-            index.add(pid, features.rootsift())
+        index.add((pid, f.rootsift()) for pid, f in added.items())
         if index.outgrown:
             return self.rebuild()
         if save:
