@@ -163,3 +163,19 @@ def test_errors_are_shown_plainly(page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_test_id("product-card").first.wait_for()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390  # no sideways scrolling on a phone
+
+
+def test_the_photographed_product_gets_the_exact_match_badge(
+    page, dataset: Path, dataset_rows
+) -> None:  # type: ignore[no-untyped-def]
+    # A catalog product's own photo: the product is verified by its local features.
+    row = dataset_rows[::2][5]
+    page.goto("/")
+    page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
+    page.get_by_role("button", name="Search", exact=True).click()
+    cards = page.get_by_test_id("product-card")
+    cards.first.wait_for()
+    assert cards.first.get_attribute("data-match") == "exact"
+    assert cards.first.get_by_text("Exact match").is_visible()
+    assert page.get_by_text("Exact match").count() == 1  # the look-alikes after it: similar
+    assert cards.nth(1).get_attribute("data-match") == "similar"

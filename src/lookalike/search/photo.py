@@ -22,7 +22,7 @@ from lookalike.index.vector_index import VectorIndex
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
 from lookalike.matching.verify import Query, Verification, verify
-from lookalike.search.searcher import Filters, Searcher, SearchHit
+from lookalike.search.searcher import Filters, Match, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore
 
 
@@ -77,21 +77,20 @@ class PhotoSearcher:
         exact = [pid for pid in ranked if checks[pid].is_exact(p.min_inliers, p.min_coverage)]
         verified = exact + [pid for pid in ranked if pid not in exact]
         products = self.store.by_ids(verified)
-        out = [
-            SearchHit(
-                products[pid],
-                _score(self.store, vector, pid, self.model_version),
-                "exact" if pid in exact else "similar",
-                checks[pid].inliers,
-            )
-            for pid in verified
-            if pid in products
-        ][:k]
+        out: list[SearchHit] = []
+        seen: set[str] = set()  # byte-identical images under other SKUs are shown once
+        for pid in verified:
+            product = products.get(pid)
+            if product is None or product.image_sha256 in seen or len(out) >= k:
+                continue
+            seen.add(product.image_sha256)
+            score = _score(self.store, vector, pid, self.model_version)
+            match: Match = "exact" if pid in exact else "similar"
+            out.append(SearchHit(product, score, match, checks[pid].inliers))
         if exact:
             anchor = self.store.vector(exact[0], self.model_version)
             if anchor is not None:
                 hits = self.searcher.search(anchor, k + len(verified), filters)
-        seen = {h.product.image_sha256 for h in out}
         for hit in hits:
             if len(out) >= k:
                 break
@@ -107,8 +106,10 @@ class PhotoSearcher:
     ) -> dict[int, Verification]:
         assert self.local_index is not None
         p = self.params
-        votes = self.local_index.votes(query.rootsift, 4 * p.local_candidates)
-        voted = [v.product_id for v in votes]
+        votes = self.local_index.votes(
+            query.rootsift, 4 * (p.local_candidates + p.global_candidates)
+        )
+        voted = [v.product_id for v in votes if v.votes >= p.min_votes]
         if filters is not None and filters.active:
             allowed = set(
                 self.store.filter_ids(
@@ -116,14 +117,15 @@ class PhotoSearcher:
                 ).tolist()
             )
             voted = [pid for pid in voted if pid in allowed]
-        candidates = list(
-            dict.fromkeys(
-                voted[: p.local_candidates]
-                + [h.product.id for h in hits[: p.global_candidates] if h.product.id is not None]
-            )
-        )
+        # The global nearest are verified too when the photo's descriptors back them.
+        backed = set(voted)
+        nearest = [h.product.id for h in hits[: p.global_candidates] if h.product.id in backed]
+        candidates = list(dict.fromkeys(voted[: p.local_candidates] + nearest))
         stored = self.store.local_features(candidates, FEATURE_VERSION)
-        return {pid: verify(query, LocalFeatures.from_bytes(data)) for pid, data in stored.items()}
+        return {
+            pid: verify(query, LocalFeatures.from_bytes(data), p.min_inliers)
+            for pid, data in stored.items()
+        }
 
 
 def _score(store: CatalogStore, query: np.ndarray, pid: int, version: str) -> float:
