@@ -254,11 +254,13 @@ class Engine:
         # descriptor index from the database at the end: a quantizer trained on the new
         # catalog, and no interim index to grow. Smaller ones update it batch by batch.
         rebuild_local = local is not None and len(records) > len(local) / 4
+        committed = [0]
 
         def on_commit(
             ids: np.ndarray, vectors: np.ndarray, features: list[LocalFeatures | None]
         ) -> None:
             index.add(ids, vectors)
+            committed[0] += len(ids)
             if local is not None and not rebuild_local:
                 local.add(
                     (pid, f.rootsift())
@@ -282,9 +284,9 @@ class Engine:
             with self._lock:
                 self._index = manager.apply(index, *_no_change(self.model_config.dim))
                 self._dirty = False
-                if rebuild_local:
+                if rebuild_local and committed[0]:
                     self._local = self.local_manager.rebuild()
-                elif local is not None:
+                elif local is not None and not rebuild_local:
                     # Already added above; apply() only saves (or rebuilds if outgrown).
                     self._local = self.local_manager.apply(local, {}, np.empty(0, np.int64))
                 self._local_dirty = False

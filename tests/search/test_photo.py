@@ -110,7 +110,7 @@ def test_similar_products_follow_the_exact_match(
     assert sum(h.product.category == "DVD cover" for h in rest) >= 5
 
 
-def test_the_descriptor_index_is_rebuilt_when_it_disagrees(
+def test_the_descriptor_index_is_brought_in_line_when_it_disagrees(
     engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]]
 ) -> None:
     # A product deleted behind the saved index's back (as by a crash between the
@@ -121,7 +121,8 @@ def test_the_descriptor_index_is_rebuilt_when_it_disagrees(
         stale = engine.local_index
         assert stale is not None and engine.local_manager.check(stale)["consistent"] is False
         index, report = engine.local_manager.load()
-        assert report.rebuilt and "database" in (report.reason or ""), report
+        # One product of 72 differs: removed from the saved index, not a retrain.
+        assert not report.rebuilt and "database" in (report.reason or ""), report
         assert engine.local_manager.check(index)["consistent"]
         assert engine.refresh_if_stale()  # what the API does: drop and reload both indexes
         assert index.manifest.products == len(

@@ -136,6 +136,11 @@ class DescriptorIndex:
     def __contains__(self, product_id: int) -> bool:
         return product_id in self._counts
 
+    def product_ids(self) -> list[int]:
+        """The products the index holds (with or without descriptors)."""
+        with self._lock:
+            return list(self._counts)
+
     @property
     def outgrown(self) -> bool:
         """True when the catalog has grown so far past what the index was built for that

@@ -36,7 +36,9 @@ class LocalIndexManager:
         self._say = progress or log.info
 
     def load(self) -> tuple[DescriptorIndex, SyncReport]:
-        """The saved index if it matches the database exactly; otherwise a rebuild."""
+        """The saved index if it matches the database exactly; brought in line by adding
+        and removing the products that differ when a few do (another server process
+        wrote, or a crash came between a commit and the save); otherwise a rebuild."""
         if not (self.folder / MANIFEST_FILE).exists():
             index = self.rebuild()
             return index, SyncReport(True, "no descriptor index yet", len(index), first_build=True)
@@ -48,6 +50,9 @@ class LocalIndexManager:
             reason = self._mismatch(index)
             if reason is None:
                 return index, SyncReport(False, None, len(index))
+            if index.manifest.feature_version == self.feature_version and self._sync(index):
+                log.info("descriptor index brought in line with the database: %s", reason)
+                return index, SyncReport(False, reason, len(index))
         log.warning("descriptor index rebuilt from the database: %s", reason)
         index = self.rebuild()
         return index, SyncReport(True, reason, len(index))
@@ -60,6 +65,19 @@ class LocalIndexManager:
         m = index.manifest
         self._say(f"local-feature index: {m.products} products, {m.descriptors} descriptors")
         return index
+
+    def _sync(self, index: DescriptorIndex) -> bool:
+        """Add and remove the products in which the index and the database differ, if
+        they are few (a quarter of the index at most); saves. False if too many."""
+        db_ids = set(self.store.local_feature_ids(self.feature_version).tolist())
+        held = set(index.product_ids())
+        missing, extra = sorted(db_ids - held), sorted(held - db_ids)
+        if len(missing) + len(extra) > max(16, len(held) // 4):
+            return False
+        stored = self.store.local_features(missing, self.feature_version)
+        added = {pid: LocalFeatures.from_bytes(data) for pid, data in stored.items()}
+        self.apply(index, added, np.array(extra, dtype=np.int64))
+        return self._mismatch(index) is None
 
     def _stored(self) -> Iterator[tuple[int, np.ndarray]]:
         for pid, data in self.store.iter_local_features(self.feature_version):
