@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +77,7 @@ class Engine:
         self._active: str | None = self.store.active_model_version()
         self._dirty = False  # index changed in memory, not yet saved
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+        self._features_pool = ThreadPoolExecutor(1, thread_name_prefix="features")
 
     # ---- model and index ---------------------------------------------------------------
 
@@ -383,11 +385,13 @@ class Engine:
             except ImageError as exc:
                 errors[str(p)] = exc.reason
         session = self.session()
+        # Local features on another thread while the model runs: the two overlap.
+        described = self._features_pool.submit(lambda: [self.query_features(i) for i in images])
         views = [query_views(img) for img in images]
         flat = [v for vs in views for v in vs]
         embedded = iter(session.embedder.embed_images(flat) if flat else [])
         vectors = iter([combine(np.stack([next(embedded) for _ in vs])) for vs in views])
-        features = iter([self.query_features(img) for img in images])
+        features = iter(described.result())
         return [
             QueryResult(str(p), [], errors[str(p)])
             if str(p) in errors
@@ -480,6 +484,7 @@ class Engine:
 
     def close(self) -> None:
         self.flush_index()
+        self._features_pool.shutdown(wait=False)
         self.store.close()
 
 

@@ -76,9 +76,7 @@ class Services:
         local features in one trip to a worker thread, then the batched model call.
         Local features are a query photo's, or a catalog image's with ``catalog``."""
 
-        def prepare() -> tuple[
-            list[PreparedImage], SearchSession, LoadedImage, LocalFeatures | None
-        ]:
+        def prepare() -> tuple[list[PreparedImage], SearchSession, LoadedImage]:
             self.engine.refresh_if_stale(self.settings.change_check_ms / 1000)
             image = self.engine.load_query(data, source)
             if adjust is not None:
@@ -87,17 +85,20 @@ class Services:
             # contributes its centre (images/query.py). Catalog images are stored as is.
             views = [image] if catalog or adjust is not None else query_views(image)
             session = self.engine.session()
-            if not self.settings.local_features:
-                features = None
-            elif catalog:
-                features = catalog_features(image.pixels)
-            else:
-                features = self.engine.query_features(image)
-            prepared = [session.embedder.prepare(v) for v in views]
-            return prepared, session, image, features
+            return [session.embedder.prepare(v) for v in views], session, image
 
-        prepared, session, image, features = await self.run(prepare)
-        vectors = await asyncio.gather(*(self.batcher.embed(p, session.embedder) for p in prepared))
+        def describe() -> LocalFeatures | None:
+            if not self.settings.local_features:
+                return None
+            if catalog:
+                return catalog_features(image.pixels)
+            return self.engine.query_features(image)
+
+        prepared, session, image = await self.run(prepare)
+        # Local features on a search thread while the model embeds: the two overlap.
+        features, *vectors = await asyncio.gather(
+            self.run(describe), *(self.batcher.embed(p, session.embedder) for p in prepared)
+        )
         return Embedded(combine(np.stack(vectors)), session, image, features)
 
     def store_upload(self, image: LoadedImage, data: bytes) -> Path:
