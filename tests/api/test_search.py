@@ -270,3 +270,21 @@ def test_degenerate_photos_get_similar_results(
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert results and all(x["match"] == "similar" for x in results)
+
+
+@pytest.mark.parametrize(
+    "crop", ["inf,0,5,5", "0,0,inf,5", "-inf,0,5,5", "1e400,0,5,5", "nan,0,5,5"]
+)
+def test_crop_that_is_not_a_finite_number_is_400(
+    client: TestClient,
+    dataset: Path,
+    api_rows,
+    crop: str,  # type: ignore[no-untyped-def]
+) -> None:
+    # Issue #12 D2: these gave 500 (OverflowError).
+    r = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", _photo(dataset, api_rows[0]), "image/jpeg")},
+        data={"crop": crop},
+    )
+    assert r.status_code == 400, r.text

@@ -161,3 +161,20 @@ def test_large_jpeg_decodes_at_reduced_size() -> None:
     data = _encode(Image.new("RGB", (2000, 1600), (10, 200, 10)), "JPEG")
     loaded = load_image(data, "big.jpg", max_pixels=MAX_PIXELS, target_size=448)
     assert 448 <= min(loaded.width, loaded.height) < 1600
+
+
+def test_broken_gifs_are_corrupt_images_not_crashes() -> None:
+    # Issue #12 D1: a GIF cut short in its trailer or image descriptor raised IndexError /
+    # struct.error from Pillow, outside the errors the loader turned into a clear one.
+    import io
+
+    from PIL import Image as PILImage
+
+    from lookalike.errors import CorruptImageError
+    from lookalike.images.loader import load_image
+
+    buf = io.BytesIO()
+    PILImage.new("P", (8, 8)).save(buf, "GIF")
+    for tail in (b"!", b","):
+        with pytest.raises(CorruptImageError):
+            load_image(buf.getvalue()[:-1] + tail, "t.gif", max_pixels=10**8)

@@ -103,7 +103,7 @@ def load_image(
             rgb = _apply_orientation(_to_rgb(img), img.getexif().get(_ORIENTATION_TAG))
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(source, str(exc)) from None
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        except Exception as exc:  # Pillow's decoders raise IndexError, struct.error, ...
             raise CorruptImageError(source, f"cannot decode image: {exc}") from None
     return LoadedImage(rgb, digest, fmt, rgb.width, rgb.height)
 

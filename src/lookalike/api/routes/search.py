@@ -153,7 +153,7 @@ def _pydantic_detail(exc: ValidationError) -> str:
 def _parse_crop(text: str) -> dict[str, int]:
     try:
         x, y, w, h = (int(float(v)) for v in text.split(","))
-    except ValueError:
+    except (ValueError, OverflowError):  # not numbers, or inf / 1e400
         raise Problem(400, f"crop must be 'x,y,w,h' in pixels, not {text!r}") from None
     return {"x": x, "y": y, "w": w, "h": h}
 
