@@ -1,6 +1,7 @@
 """Load test of POST /api/v1/search on loopback, micro-batching on vs off, in one run.
 
     python -m benchmarks.api_load [--client wrk|httpx] [--requests 240] [--concurrency 1,8,32]
+                                  [--photos dev|smvs]
 
 Starts the real server (uvicorn, `python app.py`) on 127.0.0.1 over the dev catalog and
 sends real dev photos (20, in turn) and prints requests/s, p50/p95/p99 and errors per
@@ -9,6 +10,11 @@ reference. The load generator shares the 2-core machine with the server, as loop
 tests do; `wrk` (Debian package, the default when installed) costs the server far less
 CPU than Python clients, `httpx` (asyncio) is the fallback. Runs are bounded: a fixed
 number of requests (httpx) or 15 s (wrk) per level.
+
+With ``--photos smvs`` the requests are SMVS phone photos (1,280 px JPEGs) against the
+dev catalog plus the 100 SMVS covers, and the two servers compared are the two-stage
+photo search (local features, the default) and the global vector alone
+(``LOOKALIKE_LOCAL_FEATURES=false``).
 """
 
 from __future__ import annotations
@@ -178,7 +184,7 @@ def wrk_load(base: str, photos: list[bytes], concurrency: int, folder: Path) -> 
 
 
 def run_server(
-    home: Path, model_cache: Path, max_batch: int
+    home: Path, model_cache: Path, settings: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _port()
     env = {
@@ -186,7 +192,7 @@ def run_server(
         "LOOKALIKE_HOME": str(home),
         "LOOKALIKE_MODEL_CACHE": str(model_cache),
         "LOOKALIKE_PORT": str(port),
-        "LOOKALIKE_MAX_BATCH": str(max_batch),
+        **settings,
     }
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "app.py")],
@@ -212,6 +218,7 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
     parser.add_argument("--requests", type=int, default=240, help="per level (httpx)")
     parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--photos", choices=["dev", "smvs"], default="dev")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     client = args.client or ("wrk" if shutil.which("wrk") else "httpx")
@@ -220,18 +227,34 @@ def main() -> None:
     photos = [
         (DATASET / rows[i]["file"]).read_bytes() for i in rng.choice(len(rows), 300, replace=False)
     ]
+    records = [CatalogRecord(r["id"], DATASET / r["file"], r["file"]) for r in rows]
+    on = str(Settings(_env_file=None).max_batch)  # type: ignore[call-arg]
+    servers = {
+        f"micro-batching on (max {on})": {},
+        "micro-batching off": {"LOOKALIKE_MAX_BATCH": "1"},
+    }
+    if args.photos == "smvs":
+        from benchmarks.smvs import smvs_catalog, smvs_queries, smvs_rows
+
+        smvs = smvs_rows()
+        records += smvs_catalog(smvs)
+        photos = [q.image.read_bytes() for q in smvs_queries(smvs)]
+        photos = [photos[i] for i in rng.permutation(len(photos))]
+        servers = {
+            "two-stage (local features)": {},
+            "global vector only": {"LOOKALIKE_LOCAL_FEATURES": "false"},
+        }
     print(f"machine: {machine()}; load generator: {client}")
     with tempfile.TemporaryDirectory() as tmp:
         home, cache = Path(tmp) / "home", Path(tmp) / "models"
         settings = Settings(home=home, model_cache=cache, _env_file=None)  # type: ignore[call-arg]
         engine = Engine(settings)
-        engine.ingest([CatalogRecord(r["id"], DATASET / r["file"], r["file"]) for r in rows])
+        engine.ingest(records)
         engine.close()
         raw, raw_at = raw_throughput(settings, photos)
         print(f"raw model throughput (ONNX Runtime, best: {raw_at}): {raw:.1f} images/s")
-        on = settings.max_batch
-        for label, max_batch in ((f"micro-batching on (max {on})", on), ("micro-batching off", 1)):
-            proc, base = run_server(home, cache, max_batch)
+        for label, env in servers.items():
+            proc, base = run_server(home, cache, env)
             try:
                 for c in levels:
                     if client == "wrk":
