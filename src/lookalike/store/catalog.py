@@ -204,13 +204,9 @@ class CatalogStore:
 
     def local_feature_ids(self, feature_version: str) -> np.ndarray:
         """Sorted ids of the products with local features of this version."""
-        q = (
-            select(LocalFeatureSet.product_id)
-            .where(LocalFeatureSet.feature_version == feature_version)
-            .order_by(LocalFeatureSet.product_id)
+        return self._sorted_ids(
+            LocalFeatureSet.product_id, LocalFeatureSet.feature_version == feature_version
         )
-        with self._sessions() as s:
-            return np.fromiter(s.scalars(q), dtype=np.int64)
 
     def iter_local_features(
         self, feature_version: str, chunk: int = 1024
@@ -253,12 +249,11 @@ class CatalogStore:
 
     def embedding_ids(self, model_version: str) -> np.ndarray:
         """Sorted ids of the products embedded under ``model_version``."""
-        q = (
-            select(Embedding.product_id)
-            .where(Embedding.model_version == model_version)
-            .order_by(Embedding.product_id)
-        )
+        return self._sorted_ids(Embedding.product_id, Embedding.model_version == model_version)
+
+    def _sorted_ids(self, column: Any, condition: Any) -> np.ndarray:
         with self._sessions() as s:
+            q = select(column).where(condition).order_by(column)
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
     def vector(self, product_id: int, model_version: str) -> np.ndarray | None:
