@@ -40,6 +40,7 @@ CATEGORY = "DVD cover"
 
 
 def smvs_rows() -> list[dict[str, str]]:
+    """The data set's label rows (exits with a message when it is absent)."""
     labels = SMVS / "labels.csv"
     if not labels.exists():
         raise SystemExit(f"SMVS data set not found at {SMVS}; set LOOKALIKE_DATASETS")

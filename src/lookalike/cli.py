@@ -473,8 +473,9 @@ def models_list() -> None:
     settings: Settings = _state["settings"]
     with _engine() as engine:
         active = engine.store.active_model_version() or ""
-    table = Table(title="models")
-    for col in ("version", "created", "val MAP@R before -> after", "val P@10 before -> after", ""):
+    table = Table(title="models (validation, before -> after)")
+    metrics = (("MAP@R", "map@r"), ("P@10", "precision@10"), ("photo-view R@1", "instance_r@1"))
+    for col in ("version", "created", *(name for name, _ in metrics), ""):
         table.add_column(col)
     for m in ModelRegistry(settings.model_dir / "registry").list():
         before, after = (
@@ -484,11 +485,17 @@ def models_list() -> None:
         table.add_row(
             m.version,
             m.card["created"],
-            f"{before['map@r']:.3f} -> {after['map@r']:.3f}",
-            f"{before['precision@10']:.3f} -> {after['precision@10']:.3f}",
+            *(_before_after(before.get(key), after.get(key)) for _, key in metrics),
             "active" if active.startswith(m.version + "/") else "",
         )
     out.print(table)
+
+
+def _before_after(before: float | None, after: float | None) -> str:
+    """A metric a model's run measured (an instance-only run has no MAP@R), or '-'."""
+    if before is None or after is None:
+        return "-"
+    return f"{before:.3f} -> {after:.3f}"
 
 
 @models_app.command("activate")

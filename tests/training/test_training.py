@@ -52,7 +52,7 @@ def test_tiny_training_run_gives_an_activatable_version(
 ) -> None:
     engine = Engine(settings)
     engine.ingest(read_catalog(small_catalog).records)
-    options = TrainOptions(epochs=1, embedding_dim=32, views=2, batch_size=16)
+    options = TrainOptions(epochs=1, embedding_dim=32, views=2, batch_size=16, photo_views=2)
     messages: list[str] = []
     model = train(engine, options, progress=messages.append)
 
@@ -61,7 +61,13 @@ def test_tiny_training_run_gives_an_activatable_version(
     card = model.card
     assert card["embedding_dim"] == 32 and card["parameters"]["epochs"] == 1
     assert card["data"]["validation_products"] == len(card["data"]["validation_skus"]) > 0
-    assert set(card["metrics"]["validation_finetuned"]) >= {"precision@10", "map@r"}
+    assert card["objective"] == "both" and card["data"]["photo_views_per_product"] == 2
+    assert set(card["metrics"]["validation_finetuned"]) >= {
+        "precision@10",
+        "map@r",
+        "instance_r@1",  # held-out photo views of training products
+        "instance_r@1_unseen",  # ... and of the validation products
+    }
     assert any("epoch 1/1" in m for m in messages)
     registry = ModelRegistry(settings.model_dir / "registry")
     assert [m.version for m in registry.list()] == [model.version]

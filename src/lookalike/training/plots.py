@@ -7,22 +7,31 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+_METRICS = [  # (validation key, legend, colour)
+    ("map@r", "MAP@R", "#2e9e4f"),
+    ("precision@10", "Precision@10", "#e0a030"),
+    ("instance_r@1", "instance R@1", "#c0392b"),
+]
+
 
 def training_curve(history: list[Any], baseline: dict[str, Any], path: Path) -> None:
-    """Loss (left) and validation MAP@R / Precision@10 per epoch (right), with the
-    pretrained model's validation values as dashed reference lines."""
+    """Loss (left) and validation MAP@R / Precision@10 / instance R@1 per epoch (right,
+    those measured), with the pretrained model's values as dashed reference lines."""
     width, height, pad = 900, 340, 50
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=12)
     epochs = [h.epoch for h in history]
+    # Only the metrics this run measured: no category ones for instance-only training
+    # on a catalog without categories.
+    shown = [m for m in _METRICS if history[0].val.get(m[0]) is not None]
     panels = [
         ("training loss", [[h.loss for h in history]], ["#3b6fd1"], []),
         (
             "validation (dashed: pretrained)",
-            [[h.val["map@r"] for h in history], [h.val["precision@10"] for h in history]],
-            ["#2e9e4f", "#e0a030"],
-            [baseline["map@r"], baseline["precision@10"]],
+            [[h.val[key] for h in history] for key, _, _ in shown],
+            [colour for _, _, colour in shown],
+            [baseline[key] for key, _, _ in shown],
         ),
     ]
     panel_w = (width - 3 * pad) // 2
@@ -62,6 +71,6 @@ def training_curve(history: list[Any], baseline: dict[str, Any], path: Path) -> 
                 draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
         draw.text((x0, y1 + 8), f"epochs 1..{len(epochs)}", fill="black", font=font)
         if n == 1:
-            draw.text((x0 + 120, y1 + 8), "MAP@R", fill=colours[0], font=font)
-            draw.text((x0 + 180, y1 + 8), "Precision@10", fill=colours[1], font=font)
+            for k, (_, label, colour) in enumerate(shown):
+                draw.text((x0 + 110 + 100 * k, y1 + 8), label, fill=colour, font=font)
     img.save(path)
