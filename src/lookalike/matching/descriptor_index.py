@@ -1,7 +1,7 @@
 """Candidate products from local descriptors: an inverted file over compressed RootSIFT.
 
 Every catalog descriptor is stored in a FAISS IVF-PQ index under its product's id (16-byte
-fast-scan PQ code + 8-byte id = 24 bytes a descriptor, 9.6 KB for a product's 400). Each photo
+PQ code + 8-byte id = 24 bytes a descriptor, 9.6 KB for a product's 400). Each photo
 descriptor votes for the product of its nearest catalog descriptor when that one is
 clearly nearer than the nearest descriptor of any *other* product (Lowe's ratio test
 across products); products are ranked by votes / sqrt(their descriptor count). The top
@@ -42,7 +42,7 @@ from lookalike.index.vector_index import (
 from lookalike.matching.features import DESCRIPTOR_DIM
 
 FLAT_MAX = 50_000  # descriptors: below this, exact search (about 125 products)
-PQ_BYTES = 16  # 32 sub-quantizers x 4 bits, scanned with SIMD (FAISS fast-scan)
+PQ_BYTES = 16  # 16 sub-quantizers x 8 bits
 NPROBE = 4
 NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* product
 VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
@@ -118,9 +118,11 @@ class DescriptorIndex:
             else:
                 nlist = nlist or _nlist(n)
                 quantizer = faiss.IndexFlatL2(DESCRIPTOR_DIM)
-                # Fast-scan 4-bit PQ: same 16 bytes and the same candidates as 8-bit PQ16
-                # at 10k products, votes in 29 ms instead of 49 (1.8M descriptors).
-                ivf = faiss.IndexIVFPQFastScan(quantizer, DESCRIPTOR_DIM, nlist, 2 * PQ_BYTES, 4)
+                # Not the faster 4-bit fast-scan PQ (votes 29 instead of 49 ms at 1.8M
+                # descriptors): in faiss 1.15 its lists lose vectors added after a removal
+                # (3.5% of re-added vectors no longer find themselves; SMVS R@1 of re-added
+                # products fell to 0.92), and this index takes single-product writes.
+                ivf = faiss.IndexIVFPQ(quantizer, DESCRIPTOR_DIM, nlist, PQ_BYTES, 8)
                 rng = np.random.default_rng(0)
                 sample = x[rng.choice(n, size=min(n, max(64 * nlist, 100_000)), replace=False)]
                 ivf.train(sample)
