@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         4, ge=0, le=100, description="Nearest products by global vector, also verified"
     )
     verify_min_votes: int = Field(
-        3, ge=1, description="Photo descriptors that must vote for a product to verify it"
+        2, ge=1, description="Photo descriptors that must vote for a product to verify it"
     )
     exact_min_inliers: int = Field(
         15, ge=4, description="RANSAC inliers for an exact match (see docs/evaluation.md)"
