@@ -38,8 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = await run_in_threadpool(Engine, settings)
-        # Load the model and the index now, not on the first request.
-        await run_in_threadpool(lambda: (engine.embedder, engine.index))
+        # Load the model and the indexes now, not on the first request.
+        await run_in_threadpool(lambda: (engine.embedder, engine.index, engine.local_index))
         metrics = Metrics()
         batcher = MicroBatcher(
             settings.max_batch,
