@@ -16,9 +16,14 @@ DATASET = (
 
 def dev_rows() -> list[dict[str, str]]:
     """The dev set's label rows (exits with a message when the data set is absent)."""
-    labels = DATASET / "labels.csv"
+    return label_rows(DATASET)
+
+
+def label_rows(folder: Path) -> list[dict[str, str]]:
+    """A data set's ``labels.csv`` rows (exits with a message when it is absent)."""
+    labels = folder / "labels.csv"
     if not labels.exists():
-        raise SystemExit(f"dev data set not found at {DATASET}; set LOOKALIKE_DATASETS")
+        raise SystemExit(f"data set not found at {folder}; set LOOKALIKE_DATASETS")
     with labels.open(newline="") as f:
         return list(csv.DictReader(f))
 

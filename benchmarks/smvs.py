@@ -22,14 +22,13 @@ The reports (with failure grids of the photos: local only, never committed) go t
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DATASET, REPO, machine
+from benchmarks.common import DATASET, REPO, label_rows, machine
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.evaluation.queries import PhotoQuery, evaluate_queries
@@ -40,12 +39,8 @@ CATEGORY = "DVD cover"
 
 
 def smvs_rows() -> list[dict[str, str]]:
-    """The data set's label rows (exits with a message when it is absent)."""
-    labels = SMVS / "labels.csv"
-    if not labels.exists():
-        raise SystemExit(f"SMVS data set not found at {SMVS}; set LOOKALIKE_DATASETS")
-    with labels.open(newline="") as f:
-        return list(csv.DictReader(f))
+    """The SMVS label rows (exits with a message when the data set is absent)."""
+    return label_rows(SMVS)
 
 
 def smvs_catalog(rows: list[dict[str, str]]) -> list[CatalogRecord]:

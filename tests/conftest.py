@@ -35,14 +35,20 @@ def settings(tmp_path: Path, model_cache: Path) -> Settings:
     return Settings(home=tmp_path / "home", model_cache=model_cache, _env_file=None)  # type: ignore[call-arg]
 
 
+def _shared(folder: Path) -> Path:
+    """A shared data set's folder, or a skip that says where it was looked for."""
+    if not (folder / "labels.csv").exists():
+        pytest.skip(
+            f"data set not found at {folder} (set LOOKALIKE_DATASETS to the folder "
+            f"holding {folder.name})"
+        )
+    return folder
+
+
 @pytest.fixture(scope="session")
 def dataset() -> Path:
-    if not (DATASET / "labels.csv").exists():
-        pytest.skip(
-            f"dev data set not found at {DATASET} (set LOOKALIKE_DATASETS to the folder "
-            "holding fashion-products-dev)"
-        )
-    return DATASET
+    """The fashion dev set (2,946 catalog photos)."""
+    return _shared(DATASET)
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +62,7 @@ def dataset_rows(dataset: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def smvs() -> Path:
     """The SMVS phone-photo set (catalog images and phone photos of 100 DVD covers)."""
-    if not (SMVS / "labels.csv").exists():
-        pytest.skip(
-            f"SMVS data set not found at {SMVS} (set LOOKALIKE_DATASETS to the folder "
-            "holding smvs-dvd-covers)"
-        )
-    return SMVS
+    return _shared(SMVS)
 
 
 def write_catalog(
