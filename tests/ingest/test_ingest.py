@@ -161,3 +161,23 @@ def test_a_second_process_sees_writes_through_the_change_counter(
     assert reader.refresh_if_stale(max_age_s=0)
     writer.close()
     reader.close()
+
+
+def test_a_catalog_ingested_without_local_features_gets_them_on_the_next_ingest(
+    settings: Settings, slice_catalog: Path
+) -> None:
+    # A catalog from before photo search (or with LOOKALIKE_LOCAL_FEATURES=false): the
+    # next ingest adds the local features without re-adding the products.
+    records = read_catalog(slice_catalog).records[:30]
+    old = Engine(settings.model_copy(update={"local_features": False}))
+    assert old.ingest(records).added == 30
+    assert old.local_index is None
+    old.close()
+    engine = Engine(settings)
+    summary = engine.ingest(records)
+    assert (summary.added, summary.updated, summary.embedded) == (0, 30, 30)
+    check = engine.check_index()
+    assert check["consistent"] and check["local"]["consistent"]
+    assert check["local"]["products"] == 30
+    assert engine.ingest(records).unchanged == 30  # and then they are up to date
+    engine.close()
