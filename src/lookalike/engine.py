@@ -428,17 +428,6 @@ class Engine:
             data, source, max_pixels=self.limits.max_pixels, target_size=INPUT_SIZE * 2
         )
 
-    def search_vector(
-        self,
-        vector: np.ndarray,
-        k: int = 10,
-        filters: Filters | None = None,
-        index: VectorIndex | None = None,
-    ) -> list[SearchHit]:
-        """Search with a query vector; ``index`` from the same :meth:`session` as the
-        embedder that made the vector (so a model switch in between cannot mix them)."""
-        return Searcher(self.store, index or self.index).search(vector, k, filters)
-
     def similar(self, sku: str, k: int = 10, filters: Filters | None = None) -> list[SearchHit]:
         """ "More like this": products that look like ``sku`` (itself and copies of its
         image excluded)."""
