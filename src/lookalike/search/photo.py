@@ -78,6 +78,9 @@ class PhotoSearcher:
         exact = [pid for pid in ranked if checks[pid].is_exact(p.min_inliers, p.min_coverage)]
         verified = exact + [pid for pid in ranked if pid not in exact]
         products = self.store.by_ids(verified)
+        # Each verified product's vector, read once: its score, and the anchor of the
+        # similar products when it is the first exact match.
+        vectors = {pid: self.store.vector(pid, self.model_version) for pid in verified}
         out: list[SearchHit] = []
         seen: set[str] = set()  # byte-identical images under other SKUs are shown once
         for pid in verified:
@@ -85,13 +88,13 @@ class PhotoSearcher:
             if product is None or product.image_sha256 in seen or len(out) >= k:
                 continue
             seen.add(product.image_sha256)
-            score = _score(self.store, vector, pid, self.model_version)
+            own = vectors[pid]
+            score = float(np.dot(vector, own)) if own is not None else 0.0
             match: Match = "exact" if pid in exact else "similar"
             out.append(SearchHit(product, score, match, checks[pid].inliers))
-        if exact:
-            anchor = self.store.vector(exact[0], self.model_version)
-            if anchor is not None:
-                hits = self.searcher.search(anchor, k + len(verified), filters)
+        anchor = vectors[exact[0]] if exact else None
+        if anchor is not None:
+            hits = self.searcher.search(anchor, k + len(verified), filters)
         for hit in hits:
             if len(out) >= k:
                 break
@@ -127,9 +130,3 @@ class PhotoSearcher:
             pid: verify(query, LocalFeatures.from_bytes(data), p.min_inliers)
             for pid, data in stored.items()
         }
-
-
-def _score(store: CatalogStore, query: np.ndarray, pid: int, version: str) -> float:
-    """Global similarity of a product to the photo's vector (shown with exact matches)."""
-    vec = store.vector(pid, version)
-    return float(np.dot(query, vec)) if vec is not None else 0.0
