@@ -167,7 +167,7 @@ class DescriptorIndex:
         if not items:
             return
         with self._lock:
-            self.remove(np.array([pid for pid, _ in items], dtype=np.int64))
+            self._drop([pid for pid, _ in items])
             kept = [(pid, d) for pid, d in items if len(d)]
             if kept:
                 ids = np.concatenate([np.full(len(d), pid, dtype=np.int64) for pid, d in kept])
@@ -179,14 +179,19 @@ class DescriptorIndex:
 
     def remove(self, product_ids: np.ndarray) -> None:
         """Remove products' descriptors (unknown ids are ignored)."""
-        present = [int(i) for i in product_ids if int(i) in self._counts]
-        if not present:
-            return
         with self._lock:
+            if self._drop([int(i) for i in product_ids]):
+                self._refresh()
+
+    def _drop(self, product_ids: list[int]) -> bool:
+        """Remove the known ones of these products, without refreshing the manifest (a
+        checksum over every id); True if there were any."""
+        present = [pid for pid in product_ids if pid in self._counts]
+        if present:
             self.index.remove_ids(faiss.IDSelectorBatch(np.array(present, dtype=np.int64)))
             for pid in present:
                 del self._counts[pid]
-            self._refresh()
+        return bool(present)
 
     def votes(self, rootsift: np.ndarray, top: int) -> list[Vote]:
         """The ``top`` products with the most (normalised) votes from a photo's
