@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
+from lookalike.api.app import create_app
 from lookalike.config import Settings
 from tests.server import running_server
 
@@ -30,3 +36,40 @@ def test_uvicorn_process_serves_search(api_settings: Settings, dataset: Path, ap
         assert r.json()["results"][0]["product"]["sku"] == row["id"]
         # Writes are refused: this server has no API key.
         assert httpx.delete(f"{base}/api/v1/products/{row['id']}", timeout=10).status_code == 403
+
+
+def test_an_unexpected_error_is_a_problem_on_a_connection_that_stays_open(
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue #12 D5: every 500 closed the keep-alive connection (the client's next request
+    # got ECONNRESET). Served by uvicorn in this process, so a store call can be broken.
+    app = create_app(api_settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+        def broken() -> None:
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(app.state.services.engine.store, "categories", broken)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/api/v1/categories")
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 500 and r.getheader("content-type") == "application/problem+json"
+        assert body["status"] == 500 and "database" not in body["detail"]  # no internals
+        sock = conn.sock
+        conn.request("GET", "/healthz")  # the same connection, still open
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200 and conn.sock is sock
+        conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -181,3 +181,27 @@ def test_a_catalog_ingested_without_local_features_gets_them_on_the_next_ingest(
     assert check["local"]["products"] == 30
     assert engine.ingest(records).unchanged == 30  # and then they are up to date
     engine.close()
+
+
+def test_rows_the_database_cannot_hold_fail_alone(
+    settings: Settings, database_url: str, slice_catalog: Path
+) -> None:
+    # Issue #12 D4: on PostgreSQL one such row sank the whole ingest (0 products added);
+    # SQLite stored it. Now both report it as a row error and ingest the good rows.
+    rows = _rows(slice_catalog)[:3]
+    for change in (
+        {"sku": "s" * 256},
+        {"sku": "bad-category", "category": "c" * 256},
+        {"sku": "bad-currency", "currency": "E" * 9},
+        {"sku": "bad\x00sku"},
+        {"sku": "bad-title", "title": "a\x00b"},
+    ):
+        rows.append({**rows[0], **change})
+    _write(slice_catalog, rows)
+    read = read_catalog(slice_catalog)
+    assert len(read.errors) == 5
+    engine = Engine(settings.model_copy(update={"database_url": database_url}))
+    summary = engine.ingest(read.records)
+    assert (summary.added, summary.failed) == (3, [])
+    assert engine.store.stats()["products"] == 3
+    engine.close()

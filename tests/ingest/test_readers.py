@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 
 from lookalike.errors import CatalogFileError
 from lookalike.ingest.readers import read_catalog
+from lookalike.store.models import Product
 
 
 def test_csv_with_all_fields_and_extra_metadata(tmp_path: Path) -> None:
@@ -81,3 +83,47 @@ def test_missing_or_unknown_catalog(tmp_path: Path) -> None:
     (tmp_path / "c.xlsx").write_bytes(b"")
     with pytest.raises(CatalogFileError, match="unknown catalog type"):
         read_catalog(tmp_path / "c.xlsx")
+
+
+def test_rows_a_database_cannot_hold_are_row_errors(tmp_path: Path) -> None:
+    # Issue #12 D4: PostgreSQL refused these rows and failed the whole ingest with them,
+    # SQLite stored them. The limits are the ORM columns' lengths.
+    limit = {c.name: getattr(c.type, "length", None) for c in Product.__table__.columns}
+    rows = {
+        "good": {"sku": "ok", "category": "c" * limit["category"], "currency": "EUR"},
+        "long sku": {"sku": "s" * (limit["sku"] + 1)},
+        "long category": {"sku": "b1", "category": "c" * (limit["category"] + 1)},
+        "long currency": {"sku": "b2", "currency": "E" * (limit["currency"] + 1)},
+        "NUL sku": {"sku": "b\x003"},
+        "NUL title": {"sku": "b4", "title": "a\x00b"},
+        "NUL image": {"sku": "b5", "image": "a\x00.jpg"},
+    }
+    (tmp_path / "c.jsonl").write_text(
+        "\n".join(json.dumps({"image": "a.jpg", **row}) for row in rows.values())
+    )
+    with (tmp_path / "c.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, ["sku", "image", "title", "category", "currency"])
+        w.writeheader()
+        w.writerows({"image": "a.jpg", **row} for row in rows.values())
+    for name in ("c.jsonl", "c.csv"):
+        read = read_catalog(tmp_path / name)
+        assert [r.sku for r in read.records] == ["ok"], name
+        reasons = [e.reason for e in read.errors]
+        assert len(reasons) == len(rows) - 1, reasons
+        assert f"'sku' is {limit['sku'] + 1} characters long" in reasons[0]
+        assert f"at most {limit['sku']}" in reasons[0]
+        assert "'category'" in reasons[1] and "'currency'" in reasons[2]
+        assert all("NUL" in r for r in reasons[3:]), reasons
+        assert "'title'" in reasons[4] and "'image'" in reasons[5]
+
+
+def test_folder_skus_too_long_for_the_database_are_row_errors(tmp_path: Path) -> None:
+    limit = Product.__table__.c.sku.type.length
+    deep = tmp_path / ("d" * 200) / ("e" * 200) / "x.jpg"  # SKU: the path, 400+ characters
+    deep.parent.mkdir(parents=True)
+    deep.write_bytes(b"")
+    (tmp_path / "ok.jpg").write_bytes(b"")
+    read = read_catalog(tmp_path)
+    assert [r.sku for r in read.records] == ["ok"]
+    (error,) = read.errors
+    assert error.source == str(deep) and f"at most {limit}" in error.reason

@@ -120,8 +120,9 @@ def _mount_front_end(app: FastAPI, settings: Settings) -> None:
 
 
 class LimitsAndMetrics:
-    """Refuse bodies over the size limit before reading them; time every request.
-    (Plain ASGI: cheaper than BaseHTTPMiddleware on the hot path.)"""
+    """Refuse bodies over the size limit before reading them; answer unexpected errors
+    with a 500 problem; time every request. (Plain ASGI: cheaper than BaseHTTPMiddleware
+    on the hot path.)"""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -174,6 +175,14 @@ class LimitsAndMetrics:
                 raise
             status = 413
             await too_large()
+        except Exception as exc:
+            # Answered here, the error ends here. Left to Starlette's handler for Exception it
+            # would be answered and then re-raised to uvicorn, which closes the connection
+            # after any error it sees: the client's next request on it would fail.
+            if started:
+                raise  # too late for a problem document; the connection has to go
+            status = 500
+            await problems.unexpected_response(request, exc)(scope, receive, send)
         finally:
             svc: Services | None = getattr(scope["app"].state, "services", None)
             if svc is not None:

@@ -59,6 +59,12 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def unexpected_response(request: Request, exc: BaseException) -> JSONResponse:
+    """Log an error no handler expected; answer 500 without internals (the SQL, paths)."""
+    log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return problem_response(request, 500, "internal error; see the server log")
+
+
 _IMAGE_STATUS: dict[type[ImageError], int] = {
     ImageTooLargeError: 413,
     NotAnImageError: 415,
@@ -108,7 +114,9 @@ def install(app: FastAPI) -> None:
     async def _version(request: Request, exc: ModelVersionError) -> JSONResponse:
         return problem_response(request, 409, str(exc))
 
+    # Only for errors raised outside LimitsAndMetrics (app.py), which answers the others:
+    # Starlette re-raises after this handler has answered, and uvicorn then closes the
+    # connection.
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        return problem_response(request, 500, "internal error; see the server log")
+        return unexpected_response(request, exc)

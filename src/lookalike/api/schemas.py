@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, TypeAdapter
 from starlette.responses import Response
 
 from lookalike.search.searcher import SearchHit
 from lookalike.store.catalog import ProductData
+from lookalike.store.fields import MAX_LENGTH, no_nul
 
 API_PREFIX = "/api/v1"
+
+# A product's text as a write takes it: no NUL and no longer than its column, the rule the
+# catalog readers apply too (store/fields.py), so that both databases give the same 422.
+ProductText = Annotated[str, AfterValidator(no_nul)]
+SkuText = Annotated[ProductText, StringConstraints(min_length=1, max_length=MAX_LENGTH["sku"])]
+CategoryText = Annotated[ProductText, StringConstraints(max_length=MAX_LENGTH["category"])]
+CurrencyText = Annotated[ProductText, StringConstraints(max_length=MAX_LENGTH["currency"])]
 
 
 class Product(BaseModel):
@@ -88,7 +96,7 @@ class SearchRequest(BaseModel):
     image_base64: str | None = None
     crop: Crop | None = None
     k: int = Field(12, ge=1, le=100)
-    category: str | None = Field(None, max_length=255)
+    category: str | None = Field(None, max_length=MAX_LENGTH["category"])
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
 

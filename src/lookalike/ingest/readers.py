@@ -1,5 +1,7 @@
 """Read a catalog into records: a folder of images (sub-folders are categories), a CSV
-file, or JSON Lines / JSON. Bad rows are reported with their line; good rows go on."""
+file, or JSON Lines / JSON. Bad rows are reported with their line; good rows go on.
+A row is bad, among other reasons, when a database could not hold its text
+(store/fields.py): the same rows fail on SQLite and on PostgreSQL, each alone."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.errors import CatalogFileError
+from lookalike.store.fields import check_text
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 # Column names accepted for the two required fields, in order of preference.
@@ -69,6 +72,7 @@ def read_folder(root: Path) -> CatalogRead:
     """Every image below ``root``; the first sub-folder level is the category and the SKU is
     the path relative to ``root`` without its extension."""
     records = []
+    errors = []
     for file in sorted(root.rglob("*")):
         if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
             continue
@@ -77,8 +81,14 @@ def read_folder(root: Path) -> CatalogRead:
             continue
         category = rel.parts[0] if len(rel.parts) > 1 else None
         sku = rel.with_suffix("").as_posix()
+        try:  # deep folders make SKUs longer than the column
+            check_text("sku", sku)
+            check_text("category", category or "")
+        except ValueError as exc:
+            errors.append(RowError(str(file), sku, str(exc)))
+            continue
         records.append(CatalogRecord(sku, file, str(file), title=file.stem, category=category))
-    return CatalogRead(records, [])
+    return CatalogRead(records, errors)
 
 
 def read_csv(path: Path, allow_urls: bool = False) -> CatalogRead:
@@ -185,8 +195,8 @@ def _record(
     allow_urls: bool,
 ) -> CatalogRecord:
     values = {str(k).strip(): v for k, v in row.items() if k is not None}
-    sku = _text(values.pop(sku_col, None))
-    image = _text(values.pop(image_col, None))
+    sku = check_text("sku", _text(values.pop(sku_col, None)))
+    image = check_text("image", _text(values.pop(image_col, None)))
     if not sku:
         raise ValueError(f"empty {sku_col!r}")
     if not image:
@@ -201,7 +211,11 @@ def _record(
         if not image_path.is_absolute():
             image_path = base / image_path
     lowered = {k.lower(): k for k in values}
-    known = {name: _text(values.pop(lowered[name])) for name in KNOWN if name in lowered}
+    known = {
+        name: check_text(name, _text(values.pop(lowered[name])))
+        for name in KNOWN
+        if name in lowered
+    }
     price = None
     if known.get("price"):
         price = _price(str(known["price"]))

@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lookalike.store.fields import storable
 from lookalike.store.models import (
     Embedding,
     ImportJob,
@@ -93,7 +94,10 @@ def _to_data(row: Product) -> ProductData:
 
 
 class CatalogStore:
-    """Products and embeddings in SQLite or PostgreSQL, migrated to the latest schema on open."""
+    """Products and embeddings in SQLite or PostgreSQL, migrated to the latest schema on open.
+
+    Lookups by text no product can hold (a NUL, see store/fields.py) find nothing without
+    asking the database: PostgreSQL would refuse the query, SQLite find no row."""
 
     def __init__(self, url: str, row_cache_size: int = 20_000) -> None:
         if url.startswith("sqlite:///"):
@@ -121,6 +125,8 @@ class CatalogStore:
     # ---- reads -------------------------------------------------------------------------
 
     def get(self, sku: str) -> ProductData | None:
+        if not storable(sku):
+            return None
         with self._sessions() as s:
             row = s.scalar(select(Product).where(Product.sku == sku))
             return _to_data(row) if row else None
@@ -128,7 +134,7 @@ class CatalogStore:
     def get_many(self, skus: Sequence[str]) -> dict[str, ProductData]:
         out: dict[str, ProductData] = {}
         with self._sessions() as s:
-            for chunk in _chunks(list(skus), 500):
+            for chunk in _chunks(_storable(skus), 500):
                 for row in s.scalars(select(Product).where(Product.sku.in_(chunk))):
                     out[row.sku] = _to_data(row)
         return out
@@ -163,7 +169,7 @@ class CatalogStore:
         """For each SKU that has an embedding under ``model_version``: what it was made from."""
         out: dict[str, StoredEmbedding] = {}
         with self._sessions() as s:
-            for chunk in _chunks(list(skus), 500):
+            for chunk in _chunks(_storable(skus), 500):
                 q = (
                     select(Product.sku, Embedding.product_id, Embedding.image_sha256)
                     .join(Embedding)
@@ -177,7 +183,7 @@ class CatalogStore:
         """The SKUs among ``skus`` whose current image has local features of this version."""
         out: set[str] = set()
         with self._sessions() as s:
-            for chunk in _chunks(list(skus), 500):
+            for chunk in _chunks(_storable(skus), 500):
                 q = (
                     select(Product.sku)
                     .join(LocalFeatureSet, LocalFeatureSet.product_id == Product.id)
@@ -237,6 +243,8 @@ class CatalogStore:
         max_price: float | None = None,
     ) -> np.ndarray:
         """Ids of the products that pass the filters."""
+        if category is not None and not storable(category):
+            return np.zeros(0, dtype=np.int64)
         q = select(Product.id)
         if category is not None:
             q = q.where(Product.category == category)
@@ -293,6 +301,8 @@ class CatalogStore:
         limit: int = 50,
     ) -> tuple[list[ProductData], int]:
         """A page of products (by id) and the total that match the filters."""
+        if not all(storable(t) for t in (category, title_contains) if t is not None):
+            return [], 0
         q = select(Product)
         if category is not None:
             q = q.where(Product.category == category)
@@ -329,6 +339,8 @@ class CatalogStore:
                     setattr(job, key, value)
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
+        if not storable(job_id):
+            return None
         with self._sessions() as s:
             job = s.get(ImportJob, job_id)
             return None if job is None else _job_dict(job)
@@ -468,7 +480,9 @@ class CatalogStore:
     def delete(self, skus: Sequence[str]) -> dict[str, int]:
         """Delete products (and their embeddings). Returns sku -> id of those that existed."""
         with self._sessions.begin() as s:
-            rows = s.execute(select(Product.sku, Product.id).where(Product.sku.in_(list(skus))))
+            rows = s.execute(
+                select(Product.sku, Product.id).where(Product.sku.in_(_storable(skus)))
+            )
             found = {str(sku): int(pid) for sku, pid in rows}
             if found:
                 ids = list(found.values())
@@ -576,6 +590,11 @@ def _set_state(s: Session, key: str, value: str) -> None:
         s.add(State(key=key, value=value))
     else:
         row.value = value
+
+
+def _storable(skus: Sequence[str]) -> list[str]:
+    """The SKUs a product could have (the others match nothing)."""
+    return [sku for sku in skus if storable(sku)]
 
 
 def _chunks(seq: list[Any], n: int) -> Iterator[list[Any]]:

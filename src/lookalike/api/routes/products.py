@@ -12,9 +12,13 @@ from lookalike.api.problems import Problem
 from lookalike.api.schemas import (
     API_PREFIX,
     Category,
+    CategoryText,
+    CurrencyText,
     Product,
     ProductPage,
+    ProductText,
     SearchResult,
+    SkuText,
     json_response,
 )
 from lookalike.api.security import require_reader, require_writer
@@ -22,6 +26,7 @@ from lookalike.api.services import Embedded, Services, services
 from lookalike.errors import ProductNotFoundError
 from lookalike.search.searcher import Filters, SearchHit
 from lookalike.store.catalog import ProductData
+from lookalike.store.fields import MAX_LENGTH
 
 router = APIRouter(prefix=API_PREFIX, tags=["products"])
 read = [Depends(require_reader)]
@@ -30,7 +35,7 @@ read = [Depends(require_reader)]
 @router.get("/products", response_model=ProductPage, dependencies=read)
 async def list_products(
     svc: Annotated[Services, Depends(services)],
-    category: Annotated[str | None, Query(max_length=255)] = None,
+    category: Annotated[str | None, Query(max_length=MAX_LENGTH["category"])] = None,
     q: Annotated[str | None, Query(max_length=200, description="title contains")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 48,
@@ -59,7 +64,7 @@ async def similar(
     sku: str,
     svc: Annotated[Services, Depends(services)],
     k: Annotated[int, Query(ge=1, le=100)] = 12,
-    category: Annotated[str | None, Query(max_length=255)] = None,
+    category: Annotated[str | None, Query(max_length=MAX_LENGTH["category"])] = None,
 ) -> Response:
     def find() -> list[SearchHit]:
         svc.engine.refresh_if_stale(svc.settings.change_check_ms / 1000)
@@ -112,11 +117,11 @@ _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def product_fields(
-    title: Annotated[str | None, Form(max_length=2000)] = None,
-    category: Annotated[str | None, Form(max_length=255)] = None,
+    title: Annotated[ProductText | None, Form(max_length=2000)] = None,
+    category: Annotated[CategoryText | None, Form()] = None,
     price: Annotated[float | None, Form(ge=0)] = None,
-    currency: Annotated[str | None, Form(max_length=8)] = None,
-    url: Annotated[str | None, Form(max_length=2048)] = None,
+    currency: Annotated[CurrencyText | None, Form()] = None,
+    url: Annotated[ProductText | None, Form(max_length=2048)] = None,
     metadata: Annotated[str | None, Form(description="JSON object")] = None,
 ) -> dict[str, Any]:
     """The product fields a create or update form may carry (those given only)."""
@@ -155,7 +160,7 @@ async def _stored_image(svc: Services, upload: UploadFile) -> tuple[dict[str, An
 )
 async def create_product(
     svc: Annotated[Services, Depends(services)],
-    sku: Annotated[str, Form(min_length=1, max_length=255)],
+    sku: Annotated[SkuText, Form()],
     image: Annotated[UploadFile, File()],
     fields: Annotated[dict[str, Any], Depends(product_fields)],
 ) -> Product:
