@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     exact_min_coverage: float = Field(
         0.3, ge=0.0, le=1.0, description="Share of the product the inliers must span (each axis)"
     )
+    exact_min_structure: float = Field(
+        0.4,
+        ge=-1.0,
+        le=1.0,
+        description="Gradient correlation of photo and catalog image where they matched",
+    )
 
     # HTTP API.
     host: str = "127.0.0.1"

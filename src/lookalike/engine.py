@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embedder
@@ -162,6 +163,7 @@ class Engine:
             s.exact_min_inliers,
             s.exact_min_coverage,
             s.verify_min_votes,
+            s.exact_min_structure,
         )
 
     def refresh_if_stale(self, max_age_s: float = 0.0) -> bool:
@@ -418,9 +420,27 @@ class Engine:
         :meth:`session` as the embedder that made the vector."""
         session = session or self.session()
         searcher = PhotoSearcher(
-            self.store, session.index, session.local_index, session.version, self.verify_params
+            self.store,
+            session.index,
+            session.local_index,
+            session.version,
+            self.verify_params,
+            self._catalog_pixels,
         )
         return searcher.search(vector, features, k, filters)
+
+    def _catalog_pixels(self, product: ProductData, size: tuple[int, int]) -> np.ndarray | None:
+        """A product's image as RGB pixels of ``size`` (the appearance check of a photo
+        search), or None when it cannot be read."""
+        try:
+            data = read_image_bytes(Path(product.image_path), self.limits.max_bytes)
+            image = load_image(
+                data, product.image_path, max_pixels=self.limits.max_pixels, target_size=max(size)
+            )
+        except ImageError:
+            return None
+        pixels = image.pixels.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(pixels)
 
     def load_query(self, data: bytes, source: str) -> LoadedImage:
         """Decode a query image under the configured limits."""

@@ -20,11 +20,14 @@ from the stored features when they disagree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +49,15 @@ PQ_BYTES = 16  # 16 sub-quantizers x 8 bits
 NPROBE = 4
 NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* product
 VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
+ADD_CHUNK = 1 << 20  # descriptors added per call when building (512 MB as float32)
 MIN_COUNT = 50  # floor of the count normalisation: tiny feature sets would win on luck
+# A photo's descriptors are searched in parts, one a core, at least this many a part:
+# 47 -> 32 ms for 1,000 descriptors at 1.8M on two cores. Threads of our own, not FAISS's
+# OpenMP ones, which keep spinning after a search and slow the model's next inference
+# (index/vector_index.py). (Verifying candidates side by side gained nothing: the
+# matching's BLAS already uses both cores.)
+SEARCH_THREADS = os.cpu_count() or 1
+SEARCH_PART_MIN = 256
 INDEX_FILE = "descriptors.faiss"
 COUNTS_FILE = "counts.npy"
 MANIFEST_FILE = "manifest.json"
@@ -99,18 +110,21 @@ class DescriptorIndex:
         nlist: int | None = None,
     ) -> DescriptorIndex:
         """Index ``(product id, RootSIFT n x 128)`` pairs, training a quantizer (with
-        ``nlist`` lists, default about sqrt(n)) past ``flat_max`` descriptors."""
-        ids, parts, counts = [], [], {}
+        ``nlist`` lists, default about sqrt(n)) past ``flat_max`` descriptors.
+
+        The descriptors are held as float16 until they are added, a chunk at a time: at
+        100k products (18M descriptors) that is 4.6 GB where one float32 array, and the
+        parts it was joined from, took 18 GB."""
+        pids, parts, counts = [], [], {}
         for pid, desc in items:
             # A product without keypoints (a blank image) is still recorded, so the id
             # set matches the database's.
             counts[int(pid)] = len(desc)
             if len(desc):
-                ids.append(np.full(len(desc), pid, dtype=np.int64))
-                parts.append(np.ascontiguousarray(desc, dtype=np.float32))
-        x = np.concatenate(parts) if parts else np.empty((0, DESCRIPTOR_DIM), np.float32)
-        all_ids = np.concatenate(ids) if ids else np.empty(0, np.int64)
-        n = len(x)
+                pids.append(int(pid))
+                parts.append(np.asarray(desc, dtype=np.float16))
+        sizes = np.array([len(p) for p in parts], dtype=np.int64)
+        n = int(sizes.sum())
         manifest = DescriptorManifest(feature_version, "flat", 0, 0, "")
         with all_build_threads():
             if n <= flat_max:
@@ -129,13 +143,20 @@ class DescriptorIndex:
                 # the first three for 99.75% instead of all.
                 ivf.cp.niter = 10
                 rng = np.random.default_rng(0)
-                sample = x[rng.choice(n, size=min(n, max(40 * nlist, 20_000)), replace=False)]
-                ivf.train(sample)
+                picked = np.sort(rng.choice(n, size=min(n, max(40 * nlist, 20_000)), replace=False))
+                ivf.train(_rows(parts, sizes, picked))
                 ivf.nprobe = NPROBE
                 index = ivf
                 manifest.kind, manifest.nlist, manifest.trained_on = "ivfpq", nlist, n
-            if n:
-                index.add_with_ids(x, all_ids)
+            start = 0
+            while start < len(parts):  # about ADD_CHUNK descriptors a call
+                stop = start + 1 + int(np.searchsorted(np.cumsum(sizes[start:]), ADD_CHUNK))
+                chunk = slice(start, min(stop, len(parts)))
+                index.add_with_ids(
+                    np.concatenate(parts[chunk]).astype(np.float32),
+                    np.repeat(np.array(pids[chunk], dtype=np.int64), sizes[chunk]),
+                )
+                start = chunk.stop
         manifest.built_at = datetime.now(UTC).isoformat(timespec="seconds")
         return cls(index, manifest, counts)
 
@@ -198,10 +219,9 @@ class DescriptorIndex:
         descriptors, best first."""
         if len(rootsift) == 0 or self.index.ntotal == 0:
             return []
-        one_query_thread()
         with self._lock:  # FAISS indexes may not be searched while they are changed
             k = min(NEIGHBOURS, int(self.index.ntotal))
-            dist, nn = self.index.search(np.ascontiguousarray(rootsift, dtype=np.float32), k)
+            dist, nn = self._search(np.ascontiguousarray(rootsift, dtype=np.float32), k)
         first = nn[:, 0]
         other = (nn != first[:, None]) & (nn >= 0)
         has_other = other.any(axis=1)
@@ -216,6 +236,19 @@ class DescriptorIndex:
         score = count / np.sqrt(np.maximum(sizes, MIN_COUNT))
         best = np.argsort(-score, kind="stable")[:top]
         return [Vote(int(voted[i]), float(score[i]), int(count[i])) for i in best]
+
+    def _search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``index.search`` in parts on the search threads (FAISS searches are safe to run
+        concurrently; the caller holds the lock against writes)."""
+        parts = min(SEARCH_THREADS, len(x) // SEARCH_PART_MIN)
+        if parts <= 1:
+            return _search_part(self.index, x, k)
+        found = list(
+            _search_pool().map(
+                lambda part: _search_part(self.index, part, k), np.array_split(x, parts)
+            )
+        )
+        return np.concatenate([d for d, _ in found]), np.concatenate([i for _, i in found])
 
     def _refresh(self) -> None:
         self.manifest.products = len(self._counts)
@@ -263,6 +296,28 @@ class DescriptorIndex:
             faiss.extract_index_ivf(index).nprobe = NPROBE
         pairs = np.frombuffer(counts_bytes, dtype=np.int64).reshape(-1, 2)
         return cls(index, manifest, {int(p): int(c) for p, c in pairs})
+
+
+@functools.cache
+def _search_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="descriptor-search")
+
+
+def _search_part(index: faiss.Index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    one_query_thread()
+    dist, nn = index.search(x, k)
+    return dist, nn
+
+
+def _rows(parts: list[np.ndarray], sizes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The descriptors at sorted positions ``rows`` of the parts joined end to end, as
+    float32 (without joining them)."""
+    ends = np.cumsum(sizes)
+    part = np.searchsorted(ends, rows, side="right")
+    offset = rows - (ends - sizes)[part]
+    return np.stack(
+        [parts[p][o] for p, o in zip(part.tolist(), offset.tolist(), strict=True)]
+    ).astype(np.float32)
 
 
 def _nlist(n: int) -> int:

@@ -14,8 +14,9 @@ fashion products): candidate recall@5 1.00, R@1 0.995 after verification.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -43,6 +44,9 @@ class LocalFeatures:
     descriptors: np.ndarray
     width: int
     height: int
+    # A query photo's own pixels (RGB, width x height), kept so that a geometric match can
+    # be compared by appearance (matching/appearance.py); never stored.
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.descriptors)
@@ -102,8 +106,13 @@ def catalog_features(image: Image.Image) -> LocalFeatures:
 
 def query_features(image: Image.Image) -> LocalFeatures:
     """Local features of a query photo (more and finer than a catalog image's: the
-    product is only part of the photo)."""
-    return extract(image, max_side=QUERY_MAX_SIDE, max_features=QUERY_MAX_FEATURES)
+    product is only part of the photo), with the photo's pixels at the described size."""
+    features = extract(image, max_side=QUERY_MAX_SIDE, max_features=QUERY_MAX_FEATURES)
+    size = (features.width, features.height)
+    rgb = image.convert("RGB")
+    if rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return dataclasses.replace(features, pixels=np.asarray(rgb))
 
 
 def _empty(width: int, height: int) -> LocalFeatures:

@@ -22,7 +22,7 @@ An *exact* match needs three things (measured on the SMVS phone photos against t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -54,6 +54,11 @@ class Verification:
     inliers: int
     coverage: float = 0.0  # least share, over both axes, of the product the inliers span
     centred: bool = False  # the photo's centre lies in (or near) the matched region
+    # The fitted map from photo to catalog pixels, and the inliers' outline on the catalog
+    # image (its convex hull): what the appearance check compares (matching/appearance.py).
+    homography: np.ndarray | None = field(default=None, repr=False, compare=False)
+    region: np.ndarray | None = field(default=None, repr=False, compare=False)
+    frame: tuple[int, int] = (0, 0)  # the catalog picture's (width, height) they refer to
 
     def is_exact(self, min_inliers: int, min_coverage: float) -> bool:
         return self.inliers >= min_inliers and self.coverage >= min_coverage and self.centred
@@ -101,7 +106,15 @@ def verify(query: Query, candidate: LocalFeatures, min_matches: int = MIN_MATCHE
     n = int(inlier.sum())
     if n < 4 or not _plausible(homography):
         return NO_MATCH
-    return Verification(n, _coverage(dst[inlier], candidate.xy), _centred(src[inlier], qf))
+    matched = dst[inlier].astype(np.float32)
+    return Verification(
+        n,
+        _coverage(matched, candidate.xy),
+        _centred(src[inlier], qf),
+        homography,
+        cv2.convexHull(matched.reshape(-1, 1, 2)).reshape(-1, 2),
+        (candidate.width, candidate.height),
+    )
 
 
 def _plausible(homography: np.ndarray) -> bool:

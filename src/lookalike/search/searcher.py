@@ -53,18 +53,21 @@ class Searcher:
         filters: Filters | None = None,
         exclude_ids: frozenset[int] = frozenset(),
         exclude_sha256: frozenset[str] = frozenset(),
+        allowed: np.ndarray | None = None,
     ) -> list[SearchHit]:
         """Top ``k`` distinct-looking products for one query vector.
 
         Products with a byte-identical image are collapsed to the best-ranked one. If
         filters, exclusions or collapsing thin the list, the search widens until ``k``
-        results are found or the candidates run out: never silently fewer.
+        results are found or the candidates run out: never silently fewer. ``allowed``
+        (the :meth:`allowed_ids` of ``filters``, when the caller has them already) saves
+        reading them from the database again.
         """
         if k <= 0:
             return []
-        allowed = None
-        if filters is not None and filters.active:
-            allowed = self.store.filter_ids(filters.category, filters.min_price, filters.max_price)
+        if allowed is None:
+            allowed = self.allowed_ids(filters)
+        if allowed is not None:
             allowed = allowed[np.isin(allowed, list(exclude_ids), invert=True)]
             if len(allowed) == 0:
                 return []
@@ -77,6 +80,12 @@ class Searcher:
             if len(hits) >= k or fetch >= available:
                 return hits
             fetch = min(available, fetch * 4)
+
+    def allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
+        """The ids of the products ``filters`` let through; None when nothing is filtered."""
+        if filters is None or not filters.active:
+            return None
+        return self.store.filter_ids(filters.category, filters.min_price, filters.max_price)
 
     def _collect(
         self,

@@ -1,0 +1,50 @@
+"""The appearance check inside photo search: a geometric match whose catalog image does
+not look like the photo is listed, but not as the exact match; a catalog image that can
+no longer be read leaves the verdict to geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import CatalogRecord
+from tests.matching.conftest import photograph, poster
+
+
+def _engine(settings: Settings, tmp_path: Path) -> tuple[Engine, Path]:
+    images = tmp_path / "catalog"
+    images.mkdir()
+    records = []
+    for seed in (1, 2, 3):
+        path = images / f"p{seed}.png"
+        poster(seed).save(path)
+        records.append(CatalogRecord(f"p{seed}", path, path.name, None, "poster"))
+    engine = Engine(settings)
+    assert not engine.ingest(records).failed
+    photo = tmp_path / "photo.jpg"
+    photograph(poster(1), seed=5).save(photo, quality=90)
+    return engine, photo
+
+
+def test_a_match_that_does_not_look_alike_is_not_exact(settings: Settings, tmp_path: Path) -> None:
+    engine, photo = _engine(settings, tmp_path)
+    (before,) = engine.search_files([photo], k=3)
+    assert (before.hits[0].product.sku, before.hits[0].match) == ("p1", "exact")
+    # The stored keypoints still match, but the picture between them is another one.
+    poster(7).save(tmp_path / "catalog" / "p1.png")
+    (after,) = engine.search_files([photo], k=3)
+    first = after.hits[0]
+    assert (first.product.sku, first.match) == ("p1", "similar")
+    assert first.inliers is not None and first.inliers >= 15  # verified, listed first
+    engine.close()
+
+
+def test_an_unreadable_catalog_image_leaves_it_to_geometry(
+    settings: Settings, tmp_path: Path
+) -> None:
+    engine, photo = _engine(settings, tmp_path)
+    (tmp_path / "catalog" / "p1.png").unlink()
+    (result,) = engine.search_files([photo], k=3)
+    assert (result.hits[0].product.sku, result.hits[0].match) == ("p1", "exact")
+    engine.close()
