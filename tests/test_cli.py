@@ -30,6 +30,8 @@ def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_p
     code, out = run("ingest", str(slice_catalog))
     assert code == 0, out
     assert "added" in out and "200" in out
+    code, out = run("ingest", str(slice_catalog))  # again: nothing new, and it says so
+    assert code == 0 and "nothing to embed (200 unchanged)" in out, out
 
     query = dataset / dataset_rows[3]["file"]
     code, out = run(

@@ -124,12 +124,17 @@ def ingest(
             summary = engine.ingest(catalog.records, advance)
         failures = catalog.errors + summary.failed
         table = Table(title="ingest summary", show_header=False)
+        embedded = (
+            f"{summary.embedded} at {summary.images_per_second:.1f} images/s"
+            if summary.embedded
+            else f"nothing to embed ({summary.unchanged} unchanged)"
+        )
         for label, value in (
             ("added", summary.added),
             ("updated", summary.updated),
             ("unchanged", summary.unchanged),
             ("failed", len(failures)),
-            ("embedded", f"{summary.embedded} at {summary.images_per_second:.1f} images/s"),
+            ("embedded", embedded),
             ("catalog size", len(engine.index)),
         ):
             table.add_row(label, str(value))
