@@ -3,9 +3,12 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router-dom";
 import { App } from "./App";
+import { retryOnceUnlessClientError } from "./lib/retry";
 import "./styles.css";
 
-const client = new QueryClient({ defaultOptions: { queries: { retry: 1, staleTime: 30_000 } } });
+const client = new QueryClient({
+  defaultOptions: { queries: { retry: retryOnceUnlessClientError, staleTime: 30_000 } },
+});
 
 createRoot(document.getElementById("root") as HTMLElement).render(
   <StrictMode>
