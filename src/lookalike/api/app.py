@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -107,10 +107,14 @@ def _mount_front_end(app: FastAPI, settings: Settings) -> None:
     if assets.is_dir():
         app.mount("/assets", StaticFiles(directory=assets), name="assets")
     page = index.read_text()
+    # The build's top-level files (the icon), by name: nothing else is reachable this way.
+    files = {p.name: p for p in settings.web_dir.iterdir() if p.is_file() and p != index}
 
     @app.get("/{path:path}", include_in_schema=False)
-    async def front_end(path: str) -> HTMLResponse:
-        # API paths and file-like paths (favicon.ico, a missing asset) are real 404s.
+    async def front_end(path: str) -> Response:
+        if path in files:
+            return FileResponse(files[path], headers={"Cache-Control": "public, max-age=86400"})
+        # API paths and other file-like paths (a missing asset) are real 404s.
         if (
             path.startswith(("api/", "docs", "metrics", "healthz", "readyz"))
             or "." in (path.rsplit("/", 1)[-1])
