@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike import __version__
@@ -190,7 +191,7 @@ class LimitsAndMetrics:
         finally:
             svc: Services | None = getattr(scope["app"].state, "services", None)
             if svc is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                route = getattr(scope.get("route"), "path", None) or _route_path(scope)
                 svc.metrics.latency.labels(scope["method"], route, str(status)).observe(
                     time.perf_counter() - start
                 )
@@ -211,3 +212,12 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
         # A log line per request costs as much as the HTTP parsing; off unless asked for.
         access_log=settings.access_log,
     )
+
+
+def _route_path(scope: Scope) -> str:
+    """The path template of the route that answered, for the routes that do not record
+    themselves in the scope (FastAPI's docs and schema); "unmatched" for none."""
+    for route in scope["app"].routes:
+        if isinstance(route, Route) and route.matches(scope)[0] == Match.FULL:
+            return route.path
+    return "unmatched"
