@@ -24,6 +24,8 @@ def test_the_page_its_icon_and_no_other_file(api_settings: Settings, tmp_path: P
         icon = client.get("/favicon.svg")
         assert icon.status_code == 200
         assert icon.headers["content-type"].startswith("image/svg+xml")
+        wrong = client.get("/api/v1/search")  # a POST-only route, asked with GET
+        assert wrong.status_code == 405 and "POST" in wrong.headers["allow"]
         for missing in ("/favicon.ico", "/index.html.bak", "/..%2Fsecret.txt", "/nope.png"):
             assert client.get(missing).status_code == 404, missing
 

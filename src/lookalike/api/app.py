@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,17 +112,28 @@ def _mount_front_end(app: FastAPI, settings: Settings) -> None:
     # The build's top-level files (the icon), by name: nothing else is reachable this way.
     files = {p.name: p for p in settings.web_dir.iterdir() if p.is_file() and p != index}
 
-    @app.get("/{path:path}", include_in_schema=False)
+    # Not under /api/: an API path asked with the wrong method (GET /api/v1/search) is
+    # then the router's 405, and an unknown one its 404, as without the front end.
+    @app.get("/{path:page}", include_in_schema=False)
     async def front_end(path: str) -> Response:
         if path in files:
             return FileResponse(files[path], headers={"Cache-Control": "public, max-age=86400"})
         # API paths and other file-like paths (a missing asset) are real 404s.
         if (
-            path.startswith(("api/", "docs", "metrics", "healthz", "readyz"))
+            path.startswith(("docs", "metrics", "healthz", "readyz"))
             or "." in (path.rsplit("/", 1)[-1])
         ):
             raise StarletteHTTPException(404)
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+class _PagePath(PathConvertor):
+    """A client-side route of the front end: any path but the API's."""
+
+    regex = r"(?!api/|api$).*"
+
+
+register_url_convertor("page", _PagePath())
 
 
 class LimitsAndMetrics:

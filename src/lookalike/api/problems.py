@@ -86,7 +86,9 @@ def install(app: FastAPI) -> None:
         # size limit is a 413.
         if isinstance(exc.__cause__, BodyTooLargeError):
             return problem_response(request, 413, str(exc.__cause__))
-        return problem_response(request, exc.status_code, str(exc.detail))
+        response = problem_response(request, exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow, for one
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
