@@ -18,7 +18,12 @@ from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embedder
-from lookalike.errors import ImageError, ModelVersionError, ProductNotFoundError
+from lookalike.errors import (
+    ImageError,
+    ModelVersionError,
+    ProductNotFoundError,
+    UnknownCategoryError,
+)
 from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
 from lookalike.images.query import combine, query_views
@@ -427,7 +432,20 @@ class Engine:
             self.verify_params,
             self._catalog_pixels,
         )
-        return searcher.search(vector, features, k, filters)
+        hits = searcher.search(vector, features, k, filters)
+        if not hits:
+            self.check_filters(filters)
+        return hits
+
+    def check_filters(self, filters: Filters | None) -> None:
+        """Explain an empty answer: UnknownCategoryError when the filter names a category
+        no product has (checked only when nothing was found, so it costs a search
+        nothing)."""
+        if filters is None or filters.category is None:
+            return
+        if not self.store.has_category(filters.category):
+            known = [name for name, _ in self.store.categories()]
+            raise UnknownCategoryError(filters.category, known)
 
     def _catalog_pixels(self, product: ProductData, size: tuple[int, int]) -> np.ndarray | None:
         """A product's image as RGB pixels of ``size`` (the appearance check of a photo
@@ -458,13 +476,16 @@ class Engine:
         vector = self.store.vector(product.id, session.version)
         if vector is None:
             raise ProductNotFoundError(sku)
-        return Searcher(self.store, session.index).search(
+        hits = Searcher(self.store, session.index).search(
             vector,
             k,
             filters,
             exclude_ids=frozenset({product.id}),
             exclude_sha256=frozenset({product.image_sha256}),
         )
+        if not hits:
+            self.check_filters(filters)
+        return hits
 
     # ---- maintenance -------------------------------------------------------------------
 

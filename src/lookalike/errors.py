@@ -46,5 +46,18 @@ class ProductNotFoundError(LookalikeError):
         self.sku = sku
 
 
+class UnknownCategoryError(LookalikeError):
+    """A filter names a category no product has (a search would silently find nothing)."""
+
+    def __init__(self, category: str, known: list[str]) -> None:
+        shown = ", ".join(repr(c) for c in known[:10])
+        more = f" and {len(known) - 10} more" if len(known) > 10 else ""
+        super().__init__(
+            f"no product has category {category!r}; the catalog's categories: "
+            f"{shown or 'none'}{more}"
+        )
+        self.category = category
+
+
 class ModelVersionError(LookalikeError):
     """Embeddings of different model versions would be mixed."""

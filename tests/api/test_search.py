@@ -53,6 +53,10 @@ def test_json_base64_and_filters(client: TestClient, dataset: Path, api_rows) ->
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert len(results) == 4 and all(x["product"]["price"] <= 20 for x in results)
+    # A category no product has: said, not an empty list (issue #12, new-user 8).
+    r = client.post("/api/v1/search", json={**payload, "category": "Spaceships"})
+    assert r.status_code == 404 and r.json()["category"] == "Spaceships"
+    assert "Spaceships" in r.json()["detail"] and "categories" in r.json()["detail"]
 
 
 def test_crop_box_is_applied(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]

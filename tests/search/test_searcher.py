@@ -9,6 +9,7 @@ import pytest
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
+from lookalike.errors import UnknownCategoryError
 from lookalike.ingest.readers import read_catalog
 from lookalike.search import Filters
 from tests.conftest import write_catalog
@@ -78,7 +79,11 @@ def test_filters_still_return_k(
     hits = engine.search_files([query], k=5, filters=Filters(category="Watches"))[0].hits
     n_watches = sum(r["category"] == "Watches" for r in dataset_rows)
     assert len(hits) == min(5, n_watches) and all(h.product.category == "Watches" for h in hits)
-    assert engine.search_files([query], k=5, filters=Filters(category="Nope"))[0].hits == []
+    # A category no product has is said, not answered with an empty list.
+    with pytest.raises(UnknownCategoryError, match=r"'Nope'.*Watches"):
+        engine.search_files([query], k=5, filters=Filters(category="Nope"))
+    with pytest.raises(UnknownCategoryError):
+        engine.similar(dataset_rows[0]["id"], k=5, filters=Filters(category="Nope"))
 
 
 def test_similar_excludes_itself_and_collapses_identical_images(

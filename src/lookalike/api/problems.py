@@ -20,6 +20,7 @@ from lookalike.errors import (
     ModelVersionError,
     NotAnImageError,
     ProductNotFoundError,
+    UnknownCategoryError,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ProductNotFoundError)
     async def _missing(request: Request, exc: ProductNotFoundError) -> JSONResponse:
         return problem_response(request, 404, str(exc))
+
+    @app.exception_handler(UnknownCategoryError)
+    async def _category(request: Request, exc: UnknownCategoryError) -> JSONResponse:
+        return problem_response(request, 404, str(exc), category=exc.category)
 
     @app.exception_handler(CatalogFileError)
     async def _catalog(request: Request, exc: CatalogFileError) -> JSONResponse:

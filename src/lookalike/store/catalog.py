@@ -314,6 +314,14 @@ class CatalogStore:
             rows = s.scalars(q.order_by(Product.id).offset(offset).limit(limit))
             return [_to_data(r) for r in rows], int(total)
 
+    def has_category(self, category: str) -> bool:
+        """True when some product has ``category``."""
+        if not storable(category):
+            return False
+        with self._sessions() as s:
+            q = select(Product.id).where(Product.category == category).limit(1)
+            return s.scalars(q).first() is not None
+
     def categories(self) -> list[tuple[str, int]]:
         """Categories with their product counts, largest first."""
         with self._sessions() as s:
