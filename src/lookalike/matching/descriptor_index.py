@@ -142,6 +142,9 @@ class DescriptorIndex:
                 # is the first candidate for 98.5% of SMVS photos instead of 99%, and in
                 # the first three for 99.75% instead of all.
                 ivf.cp.niter = 10
+                # The same for the product quantizer's 16 k-means (25 rounds by default):
+                # training 2.0 -> 1.3 s at 442k descriptors.
+                ivf.pq.cp.niter = 10
                 rng = np.random.default_rng(0)
                 picked = np.sort(rng.choice(n, size=min(n, max(40 * nlist, 20_000)), replace=False))
                 ivf.train(_rows(parts, sizes, picked))

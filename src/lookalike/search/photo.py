@@ -50,8 +50,11 @@ class VerifyParams:
     # about 2 in 3 of the hopeless verifications and none of the right ones (3 would
     # lose 0.75% of them).
     min_votes: int = 2
-    # The appearance check (matching/appearance.py): right SMVS matches >= 0.46.
+    # The appearance check (matching/appearance.py): right SMVS matches >= 0.47.
     min_structure: float = 0.4
+    # The photo's strongest keypoints that vote (all of them are verified): 600 of 1,000
+    # gave the same SMVS R@1 and exact recall at 10k products, in 147 instead of 161 ms.
+    vote_keypoints: int = 600
 
 
 class PhotoSearcher:
@@ -146,7 +149,7 @@ class PhotoSearcher:
         assert self.local_index is not None
         p = self.params
         votes = self.local_index.votes(
-            query.rootsift, 4 * (p.local_candidates + p.global_candidates)
+            query.rootsift[: p.vote_keypoints], 4 * (p.local_candidates + p.global_candidates)
         )
         voted = [v.product_id for v in votes if v.votes >= p.min_votes]
         if allowed is not None:
