@@ -110,8 +110,8 @@ def plot(steps: list[dict[str, Any]], out: Path) -> None:
                 draw.line(points, fill=colour, width=2)
             for px, py in points:
                 draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-            # Legend below the R@1 lines (near 1.0), above the latency lines (near 0).
-            ly = y0 + 6 if panel == 0 else (y0 + y1) // 2 + 20
+            # Legend above the latency lines (near 0), below the R@1 lines (above 0.3).
+            ly = y0 + 6 if panel == 0 else y1 - 40
             draw.text((x0 + 8, ly + 14 * row), label, fill=colour, font=font)
             row += 1
     draw.text((pad, height - 22), f"products (log scale) - {machine()}", fill="black", font=font)
