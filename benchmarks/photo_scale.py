@@ -23,38 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from benchmarks.common import DATASET, machine, percentile
-from benchmarks.photo_search import augmented_copies
+from benchmarks.common import DATASET, machine
+from benchmarks.photo_search import augmented_copies, measure
 from benchmarks.smvs import smvs_catalog, smvs_queries, smvs_rows
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
-
-
-def measure(engine: Engine, global_only: Engine, queries: list[Any]) -> dict[str, Any]:
-    """p50/p99 and R@1 of both paths over ``queries`` (alternating, after a warm-up)."""
-    paths = {"global": global_only, "two_stage": engine}
-    for e in paths.values():
-        e.search_files([queries[0].image])
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    hits: dict[str, list[bool]] = {name: [] for name in paths}
-    for q in queries:
-        for name, e in paths.items():
-            t = time.perf_counter()
-            (result,) = e.search_files([q.image], k=10)
-            times[name].append((time.perf_counter() - t) * 1000)
-            hits[name].append(bool(result.hits) and result.hits[0].product.sku == q.sku)
-    return {
-        name: {
-            "p50_ms": round(percentile(times[name], 50), 1),
-            "p99_ms": round(percentile(times[name], 99), 1),
-            "r1": round(float(np.mean(hits[name])), 3),
-        }
-        for name in paths
-    }
 
 
 def plot(steps: list[dict[str, Any]], out: Path) -> None:
@@ -142,7 +118,7 @@ def main() -> None:
             summary = engine.ingest(records)
             ingest_s = time.perf_counter() - start
             global_only = Engine(settings.model_copy(update={"local_features": False}))
-            step = measure(engine, global_only, queries)
+            step: dict[str, Any] = dict(measure(engine, global_only, queries))
             index = engine.local_index
             assert index is not None
             m = index.manifest

@@ -27,6 +27,7 @@ from benchmarks.common import DATASET, dev_rows, machine, percentile
 from benchmarks.smvs import smvs_catalog, smvs_queries, smvs_rows
 from lookalike.config import Settings
 from lookalike.engine import Engine
+from lookalike.evaluation.queries import PhotoQuery
 from lookalike.ingest.readers import CatalogRecord, read_catalog
 
 
@@ -55,6 +56,31 @@ def augmented_copies(folder: Path, n: int, seed: int = 0) -> list[CatalogRecord]
     return records
 
 
+def measure(
+    engine: Engine, global_only: Engine, queries: list[PhotoQuery]
+) -> dict[str, dict[str, float]]:
+    """p50/p99 and R@1 of both paths over ``queries`` (alternating, after a warm-up)."""
+    paths = {"global": global_only, "two_stage": engine}
+    for e in paths.values():
+        e.search_files([queries[0].image])
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    hits: dict[str, list[bool]] = {name: [] for name in paths}
+    for q in queries:
+        for name, e in paths.items():
+            t = time.perf_counter()
+            (result,) = e.search_files([q.image], k=10)
+            times[name].append((time.perf_counter() - t) * 1000)
+            hits[name].append(bool(result.hits) and result.hits[0].product.sku == q.sku)
+    return {
+        name: {
+            "p50_ms": round(percentile(times[name], 50), 1),
+            "p99_ms": round(percentile(times[name], 99), 1),
+            "r1": round(float(np.mean(hits[name])), 3),
+        }
+        for name in paths
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, help="catalog folder to build or reuse")
@@ -74,28 +100,16 @@ def main() -> None:
               f"{summary.embedded} embedded)", flush=True)  # fmt: skip
         queries = smvs_queries(rows)[:: max(1, 400 // args.queries)][: args.queries]
         global_only = Engine(settings.model_copy(update={"local_features": False}))
-        paths = {"global only (before)": global_only, "two-stage (local features)": engine}
-        for e in paths.values():  # warm: model, indexes, caches
-            e.search_files([queries[0].image])
-        times: dict[str, list[float]] = {name: [] for name in paths}
-        hits: dict[str, list[bool]] = {name: [] for name in paths}
-        for q in queries:
-            for name, e in paths.items():
-                t = time.perf_counter()
-                (result,) = e.search_files([q.image], k=10)
-                times[name].append((time.perf_counter() - t) * 1000)
-                hits[name].append(bool(result.hits) and result.hits[0].product.sku == q.sku)
+        results = measure(engine, global_only, queries)
         index = engine.local_index
         assert index is not None
         products = engine.store.stats()["products"]
         print(f"machine: {machine()}")
         print(f"queries: {len(queries)} SMVS phone photos, one at a time, k=10")
-        for name in paths:
-            ms = times[name]
-            print(
-                f"{name:28s} p50 {percentile(ms, 50):6.1f} ms  p99 {percentile(ms, 99):6.1f} ms  "
-                f"R@1 {np.mean(hits[name]):.3f}"
-            )
+        for name, label in (("global", "global only (before)"), ("two_stage", "two-stage")):
+            r = results[name]
+            ms = f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms"
+            print(f"{label:28s} {ms}  R@1 {r['r1']:.3f}")
         m = index.manifest
         print(
             f"descriptor index: {m.kind}, {m.descriptors} descriptors of {products} products, "
