@@ -140,7 +140,10 @@ def test_parameter_errors(client: TestClient, dataset: Path, api_rows) -> None: 
 
 def test_oversized_upload_is_413(client: TestClient, api_settings: Settings) -> None:
     big = b"\xff" * (api_settings.max_upload_bytes + 200_000)
-    _problem(client.post("/api/v1/search", files={"image": ("big.jpg", big)}), 413)
+    r = client.post("/api/v1/search", files={"image": ("big.jpg", big)})
+    _problem(r, 413)
+    mib = api_settings.max_upload_bytes / 2**20
+    assert r.json()["detail"] == f"request body over the {mib:g} MiB limit"  # as the README
 
 
 @pytest.mark.parametrize(

@@ -150,14 +150,12 @@ class LimitsAndMetrics:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        limit = (
-            self.settings.max_import_bytes + 1024 * 1024
-            if scope["path"].startswith(f"{API_PREFIX}/imports")
-            else self.settings.max_upload_bytes + 64 * 1024
-        )
+        imports = scope["path"].startswith(f"{API_PREFIX}/imports")
+        stated = self.settings.max_import_bytes if imports else self.settings.max_upload_bytes
+        limit = stated + (1024 * 1024 if imports else 64 * 1024)  # room for the form fields
 
         async def too_large() -> None:
-            detail = f"request body over {limit} bytes"
+            detail = problems.body_limit_detail(stated)
             await problems.problem_response(request, 413, detail)(scope, receive, send)
 
         length = request.headers.get("content-length")
@@ -176,7 +174,7 @@ class LimitsAndMetrics:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise problems.BodyTooLargeError(limit)
+                    raise problems.BodyTooLargeError(stated)
             return message
 
         async def send_and_record(message: Message) -> None:

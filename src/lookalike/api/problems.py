@@ -28,10 +28,16 @@ MEDIA_TYPE = "application/problem+json"
 
 
 class BodyTooLargeError(Exception):
-    """Raised while a request body is read, once it passes the size limit."""
+    """Raised while a request body is read, once it passes the size limit (``limit``:
+    the configured one, as the README states it)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body over {limit} bytes")
+        super().__init__(body_limit_detail(limit))
+
+
+def body_limit_detail(limit: int) -> str:
+    """The 413 message: the limit in the unit the settings and README use."""
+    return f"request body over the {limit / 2**20:g} MiB limit"
 
 
 class Problem(Exception):
