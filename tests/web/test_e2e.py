@@ -179,3 +179,24 @@ def test_the_photographed_product_gets_the_exact_match_badge(
     assert cards.first.get_by_text("Exact match").is_visible()
     assert page.get_by_text("Exact match").count() == 1  # the look-alikes after it: similar
     assert cards.nth(1).get_attribute("data-match") == "similar"
+
+
+def test_api_docs_work_offline(page, server: str) -> None:  # type: ignore[no-untyped-def]
+    # Everything not from this server is cut off: Swagger UI must come from the build.
+    outside: list[str] = []
+
+    def only_local(route) -> None:  # type: ignore[no-untyped-def]
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "lookalike" in page.inner_text(".swagger-ui .info .title")
+    page.get_by_text("/api/v1/search", exact=True).first.wait_for()  # operations rendered
+    assert outside == []
+    # The page's icon is ours, not a 404.
+    assert page.evaluate("fetch('/favicon.svg').then(r => r.status)") == 200

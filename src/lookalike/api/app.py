@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -78,10 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Visual product search: find the catalog products that look alike a photo.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # ours below: its assets from this server, not a CDN
+        redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     problems.install(app)
+    _mount_docs(app, settings)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -96,6 +99,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _mount_front_end(app, settings)
     return app
+
+
+def _mount_docs(app: FastAPI, settings: Settings) -> None:
+    """Swagger UI at /docs. Its script and styles come from the web build
+    (``web/dist/docs-assets``, npm swagger-ui-dist): FastAPI's default loads them from a
+    CDN, which leaves a blank page without internet. Without a build, the CDN it is."""
+    assets = settings.web_dir / "docs-assets"
+    local = (assets / "swagger-ui-bundle.js").is_file()
+    openapi, title = f"{API_PREFIX}/openapi.json", "lookalike API"
+    if local:
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+    else:
+        log.info("no Swagger UI assets at %s: /docs loads them from a CDN", assets)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if not local:
+            return get_swagger_ui_html(openapi_url=openapi, title=title)
+        return get_swagger_ui_html(
+            openapi_url=openapi,
+            title=title,
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/favicon.svg",
+        )
 
 
 def _mount_front_end(app: FastAPI, settings: Settings) -> None:
