@@ -121,6 +121,15 @@ def test_decompression_bomb_is_413(client: TestClient) -> None:
 def test_parameter_errors(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
     photo = _photo(dataset, api_rows[0])
     _problem(client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "0"}), 422)
+    # A form field's 422 lists its errors like a query parameter's (issue #12, new-user 5).
+    form = client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "0"})
+    query = client.get(f"/api/v1/products/{api_rows[0]['id']}/similar", params={"k": "0"})
+    for r in (form, query):
+        errors = _problem(r, 422)["errors"]
+        assert errors and errors[0]["loc"][-1] == "k" and errors[0]["msg"], r.text
+    no_image = client.post("/api/v1/search", data={"k": "3"}, files={"other": ("x", b"1")})
+    missing = _problem(no_image, 422)
+    assert missing["errors"] == [{"loc": ["body", "image"], "msg": missing["errors"][0]["msg"]}]
     _problem(
         client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "101"}), 422
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -49,6 +50,17 @@ class Problem(Exception):
         self.detail = detail
         self.title = title or HTTPStatus(status).phrase
         self.extra = extra
+
+
+def invalid_input(errors: Sequence[Any]) -> Problem:
+    """The one 422 shape for query, form and JSON fields alike: ``errors`` as
+    ``[{"loc": [...], "msg": ...}]`` and a ``detail`` that joins them (pydantic's
+    error dicts, or dicts with just ``loc`` and ``msg``)."""
+    listed = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in errors
+    ]
+    detail = "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in listed)
+    return Problem(422, detail or "invalid request", errors=listed)
 
 
 def problem_response(
@@ -99,12 +111,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
-        return problem_response(request, 422, detail or "invalid request", errors=errors)
+        invalid = invalid_input(exc.errors())
+        return problem_response(request, 422, invalid.detail, **invalid.extra)
 
     @app.exception_handler(ImageError)
     async def _image(request: Request, exc: ImageError) -> JSONResponse:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from lookalike.api.fetch import fetch_image
-from lookalike.api.problems import Problem
+from lookalike.api.problems import Problem, invalid_input
 from lookalike.api.schemas import (
     API_PREFIX,
     Crop,
@@ -107,7 +107,8 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
         params = _validate(fields)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
-            raise Problem(422, "multipart field 'image' (a file) is required")
+            msg = "a file is required (multipart field 'image')"
+            raise invalid_input([{"loc": ["body", "image"], "msg": msg}])
         data = await upload.read(limit + 1)
         if len(data) > limit:
             raise Problem(413, f"image larger than {limit} bytes")
@@ -117,7 +118,7 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
         try:
             params = SearchRequest.model_validate_json(body or b"{}")
         except ValidationError as exc:
-            raise Problem(422, _pydantic_detail(exc)) from None
+            raise invalid_input(exc.errors()) from None
         if params.image_base64:
             return params, _decode_base64(params.image_base64, limit), "image_base64"
         if params.image_url:
@@ -141,13 +142,7 @@ def _validate(fields: dict[str, Any]) -> SearchRequest:
     try:
         return SearchRequest.model_validate(fields)
     except ValidationError as exc:
-        raise Problem(422, _pydantic_detail(exc)) from None
-
-
-def _pydantic_detail(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-    )
+        raise invalid_input(exc.errors()) from None
 
 
 def _parse_crop(text: str) -> dict[str, int]:
