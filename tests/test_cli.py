@@ -95,3 +95,14 @@ def test_errors_are_plain_messages(run, tmp_path: Path) -> None:  # type: ignore
     assert code == 1 and "no product with SKU 'nope'" in out
     code, out = run("search", str(tmp_path / "missing.jpg"))
     assert code == 1 and "file not found" in out
+
+
+def test_k_has_the_api_limits(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from lookalike.api.schemas import SearchRequest
+    from lookalike.search.searcher import DEFAULT_K, MAX_K
+
+    field = SearchRequest.model_fields["k"]
+    assert field.default == DEFAULT_K
+    assert any(getattr(m, "le", None) == MAX_K for m in field.metadata)
+    code, out = run("search", str(tmp_path / "any.jpg"), "-k", str(MAX_K + 1))
+    assert code == 2 and str(MAX_K) in out  # refused by the CLI as by the API

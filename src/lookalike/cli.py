@@ -27,7 +27,7 @@ from rich.table import Table
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.errors import CatalogFileError, LookalikeError
-from lookalike.search.searcher import Filters, SearchHit
+from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 
 app = typer.Typer(
     help="lookalike: find the catalog products that look most alike a photo.",
@@ -181,7 +181,7 @@ def _print_hits(title: str, hits: list[SearchHit]) -> None:
 @app.command()
 def search(
     images: list[Path] = typer.Argument(..., help="One or more query photos."),
-    k: int = typer.Option(10, "-k", envvar="LOOKALIKE_K", min=1, max=1000),
+    k: int = typer.Option(DEFAULT_K, "-k", envvar="LOOKALIKE_K", min=1, max=MAX_K),
     category: str | None = typer.Option(None, envvar="LOOKALIKE_CATEGORY"),
     min_price: float | None = typer.Option(None, envvar="LOOKALIKE_MIN_PRICE"),
     max_price: float | None = typer.Option(None, envvar="LOOKALIKE_MAX_PRICE"),
@@ -209,7 +209,7 @@ def search(
 @app.command()
 def similar(
     sku: str = typer.Argument(..., help="A catalog product."),
-    k: int = typer.Option(10, "-k", envvar="LOOKALIKE_K", min=1, max=1000),
+    k: int = typer.Option(DEFAULT_K, "-k", envvar="LOOKALIKE_K", min=1, max=MAX_K),
     category: str | None = typer.Option(None, envvar="LOOKALIKE_CATEGORY"),
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, TypeAdapter
 from starlette.responses import Response
 
-from lookalike.search.searcher import SearchHit
+from lookalike.search.searcher import DEFAULT_K, MAX_K, SearchHit
 from lookalike.store.catalog import ProductData
 from lookalike.store.fields import MAX_LENGTH, no_nul
 
@@ -95,7 +95,7 @@ class SearchRequest(BaseModel):
     image_url: str | None = Field(None, max_length=2048)
     image_base64: str | None = None
     crop: Crop | None = None
-    k: int = Field(12, ge=1, le=100)
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K)
     category: str | None = Field(None, max_length=MAX_LENGTH["category"])
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)

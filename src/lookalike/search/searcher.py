@@ -26,6 +26,11 @@ class Filters:
 
 Match = Literal["exact", "similar"]
 
+# How many results a search returns, for every entry point (CLI, API; the web app asks
+# within them): one definition, so the limits cannot drift apart again.
+DEFAULT_K = 12
+MAX_K = 100
+
 
 @dataclass(frozen=True)
 class SearchHit:

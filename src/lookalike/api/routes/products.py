@@ -24,7 +24,7 @@ from lookalike.api.schemas import (
 from lookalike.api.security import require_reader, require_writer
 from lookalike.api.services import Embedded, Services, services
 from lookalike.errors import ProductNotFoundError
-from lookalike.search.searcher import Filters, SearchHit
+from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 from lookalike.store.catalog import ProductData
 from lookalike.store.fields import MAX_LENGTH
 
@@ -63,7 +63,7 @@ async def categories(svc: Annotated[Services, Depends(services)]) -> list[Catego
 async def similar(
     sku: str,
     svc: Annotated[Services, Depends(services)],
-    k: Annotated[int, Query(ge=1, le=100)] = 12,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = DEFAULT_K,
     category: Annotated[str | None, Query(max_length=MAX_LENGTH["category"])] = None,
 ) -> Response:
     def find() -> list[SearchHit]:
