@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from lookalike.engine import Engine
 from lookalike.errors import CatalogFileError
+from lookalike.evaluation.report import thumbnail
 
 GRID_ROWS = 24
 THUMB = 160
@@ -250,20 +251,8 @@ def draw_failures(engine: Engine, failures: list[QueryOutcome], path: Path) -> N
         ]
         for col, (image, label) in enumerate(cells):
             x = pad + col * (THUMB + pad)
-            canvas.paste(_thumb(image), (x, y))
+            canvas.paste(thumbnail(image, THUMB), (x, y))
             draw.text((x, y + THUMB + 3), label, fill="black", font=font)
             if col == 1 and o.rank:
                 draw.text((x, y + THUMB + 15), f"at rank {o.rank}", fill="#d13b3b", font=font)
     canvas.save(path)
-
-
-def _thumb(path: str | None) -> Image.Image:
-    if path is None:
-        return Image.new("RGB", (THUMB, THUMB), "#eeeeee")
-    try:
-        with Image.open(path) as im:
-            return ImageOps.pad(
-                ImageOps.exif_transpose(im).convert("RGB"), (THUMB, THUMB), color="white"
-            )
-    except OSError:
-        return Image.new("RGB", (THUMB, THUMB), "#cccccc")

@@ -239,18 +239,23 @@ def draw_grid(result: EvalResult, labeled: Labeled, path: Path) -> None:
         ]
         for col, (pos, colour) in enumerate(items):
             x = pad + col * cell + (pad if col else 0)
-            canvas.paste(_thumb(labeled.products[pos].image_path), (x, y))
+            canvas.paste(thumbnail(labeled.products[pos].image_path), (x, y))
             draw.rectangle([x - 2, y - 2, x + THUMB + 1, y + THUMB + 1], outline=colour, width=3)
             draw.text((x, y + THUMB + 3), labeled.categories[pos][:18], fill="black", font=font)
     canvas.save(path)
 
 
-def _thumb(path: str) -> Image.Image:
+def thumbnail(path: str | Path | None, size: int = THUMB) -> Image.Image:
+    """A square grid cell of a picture, upright and padded white; light grey when there
+    is no picture, darker grey when it cannot be read."""
+    if path is None:
+        return Image.new("RGB", (size, size), "#eeeeee")
     try:
         with Image.open(path) as im:
-            return ImageOps.pad(im.convert("RGB"), (THUMB, THUMB), color="white")
+            upright = ImageOps.exif_transpose(im).convert("RGB")
+            return ImageOps.pad(upright, (size, size), color="white")
     except OSError:
-        return Image.new("RGB", (THUMB, THUMB), "#cccccc")
+        return Image.new("RGB", (size, size), "#cccccc")
 
 
 CHART_METRICS = (
