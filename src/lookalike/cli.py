@@ -325,11 +325,8 @@ def evaluate(
     err.print(f"report written to {report_dir}/report.md")
 
 
-RECALL_COLUMNS = ("recall@1", "recall@5", "recall@10")
-
-
 def _evaluate_queries(path: Path, report_dir: Path) -> None:
-    from lookalike.evaluation.queries import evaluate_queries, read_queries
+    from lookalike.evaluation.queries import KS, evaluate_queries, read_queries
 
     with _engine() as engine:
         try:
@@ -340,17 +337,11 @@ def _evaluate_queries(path: Path, report_dir: Path) -> None:
         with _progress("evaluate", len(photos)) as advance:
             report = evaluate_queries(engine, photos, report_dir, progress=advance)
     table = Table(title=f"{report['queries']} photos, {report['catalog_products']} products")
-    for col in ("group", "queries", "R@1", "R@5", "R@10"):
+    for col in ("group", "queries", *(f"R@{n}" for n in KS)):
         table.add_column(col)
     for name, r in [("all", report["overall"]), *report["per_group"].items()]:
-        table.add_row(
-            name,
-            str(r["queries"]),
-            *(
-                "-" if r[c] is None else f"{r[c]:.3f}"
-                for c in ("recall@1", "recall@5", "recall@10")
-            ),
-        )
+        recalls = (r[f"recall@{n}"] for n in KS)
+        table.add_row(name, str(r["queries"]), *("-" if v is None else f"{v:.3f}" for v in recalls))
     out.print(table)
     ex, op = report["exact"], report["open_set"]
     out.print(
