@@ -119,10 +119,7 @@ def extract(
 def _content_box(image: Image.Image, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) at ``size`` of what is not studio-white background, with
     ``WHITE_MARGIN`` px of the white kept around it (the whole picture when it has none)."""
-    rgb = image.convert("RGB")
-    if rgb.size != size:
-        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    content = cv2.bitwise_not(background_mask(np.asarray(rgb)))
+    content = cv2.bitwise_not(background_mask(_rgb(image, size)))
     width, height = size
     if not cv2.countNonZero(content):
         return 0, 0, width, height
@@ -142,11 +139,15 @@ def query_features(image: Image.Image) -> LocalFeatures:
     """Local features of a query photo (more and finer than a catalog image's: the
     product is only part of the photo), with the photo's pixels at the described size."""
     features = extract(image, max_side=QUERY_MAX_SIDE, max_features=QUERY_MAX_FEATURES)
-    size = (features.width, features.height)
+    return dataclasses.replace(features, pixels=_rgb(image, (features.width, features.height)))
+
+
+def _rgb(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """``image`` as RGB pixels at ``size`` (the size it is described at)."""
     rgb = image.convert("RGB")
     if rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return dataclasses.replace(features, pixels=np.asarray(rgb))
+    return np.asarray(rgb)
 
 
 def _empty(width: int, height: int) -> LocalFeatures:
