@@ -29,7 +29,7 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
-web/dist/index.html: web/node_modules/.installed $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/scripts/docs-assets.mjs
+web/dist/index.html: web/node_modules/.installed $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/scripts/docs-assets.mjs web/openapi.json
 	cd web && npm run build
 
 web: web/dist/index.html

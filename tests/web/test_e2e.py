@@ -3,6 +3,7 @@ server (uvicorn, `python app.py`) with a small real catalog."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import shutil
@@ -46,8 +47,7 @@ def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -
     shot(page, "home")
     row = _query_row(dataset, dataset_rows, "Watches")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
-    page.get_by_role("button", name="Search", exact=True).click()
-    cards = page.get_by_test_id("product-card")
+    cards = page.get_by_test_id("product-card")  # searched on pick: no button to press
     cards.first.wait_for()
     assert cards.count() >= 10
     assert cards.first.get_attribute("data-category") == "Watches"
@@ -65,13 +65,12 @@ def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -
     )
 
 
-def test_crop_then_search(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+def test_crop_searches_again(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
     page.goto("/")
     row = _query_row(dataset, dataset_rows, "Tshirts")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
     page.get_by_test_id("query-image").wait_for()
-    drag_crop(page, 0.2, 0.2, 0.8, 0.7)
-    page.get_by_role("button", name="Search", exact=True).click()
+    drag_crop(page, 0.2, 0.2, 0.8, 0.7)  # the region is searched when the drag ends
     page.get_by_text("(cropped region)").wait_for()
     assert page.get_by_test_id("product-card").count() > 0
     shot(page, "crop-search")
@@ -152,6 +151,39 @@ def test_import_shows_progress_to_100(page, dataset: Path, dataset_rows, tmp_pat
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+def test_a_picked_file_is_checked_in_the_browser_then_searched_at_once(
+    page, dataset: Path, dataset_rows
+) -> None:  # type: ignore[no-untyped-def]
+    searches: list[str] = []
+    page.on("request", lambda r: searches.append(r.method) if "/api/v1/search" in r.url else None)
+    page.goto("/")
+    # A text file renamed .jpg: refused by name before any upload, with no broken preview.
+    text = {"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo at all\n"}
+    page.get_by_test_id("file-input").set_input_files(files=[text])
+    assert "“holiday.jpg” is not an image" in page.get_by_role("alert").inner_text()
+    assert page.get_by_test_id("query-image").count() == 0
+    assert page.get_by_text("Drop a product photo here").is_visible()
+
+    # A real photo, dropped: it is shown and searched without another click.
+    row = _query_row(dataset, dataset_rows, "Watches")
+    photo = base64.b64encode((dataset / row["file"]).read_bytes()).decode()
+    page.evaluate(
+        """([name, data]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const drop = new DataTransfer();
+            drop.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            document.querySelector(".dropzone").dispatchEvent(
+                new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
+        }""",
+        ["watch.jpg", photo],
+    )
+    page.get_by_test_id("product-card").first.wait_for()
+    assert page.get_by_test_id("query-image").evaluate("img => img.naturalWidth") > 0
+    assert page.get_by_role("alert").count() == 0
+    assert page.get_by_role("button", name="Search", exact=True).count() == 0
+    assert searches == ["POST"]  # one search, and none for the text file
+
+
 def test_errors_are_shown_plainly(page) -> None:  # type: ignore[no-untyped-def]
     page.goto("/")
     page.get_by_test_id("file-input").set_input_files(
@@ -172,7 +204,6 @@ def test_the_photographed_product_gets_the_exact_match_badge(
     row = dataset_rows[::2][5]
     page.goto("/")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
-    page.get_by_role("button", name="Search", exact=True).click()
     cards = page.get_by_test_id("product-card")
     cards.first.wait_for()
     assert cards.first.get_attribute("data-match") == "exact"

@@ -72,16 +72,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
 def test_screenshots_of_search_crop_catalog_and_product_pages(page) -> None:  # type: ignore[no-untyped-def]
     page.goto("/")
     page.get_by_test_id("file-input").set_input_files(str(CLIPART / QUERY))
-    img = page.get_by_test_id("query-image")
-    img.wait_for()
-    page.get_by_role("button", name="Search", exact=True).click()
-    cards = page.get_by_test_id("product-card")
+    page.get_by_test_id("query-image").wait_for()
+    cards = page.get_by_test_id("product-card")  # searched on pick
     cards.first.wait_for()
     assert cards.count() >= 10
     page.wait_for_load_state("networkidle")
     shots = [shot(page, "public/search-results")]
 
     drag_crop(page, 0.15, 0.25, 0.85, 0.75)
+    page.get_by_text("(cropped region)").wait_for()  # the region's own results
+    page.wait_for_load_state("networkidle")
     shots.append(shot(page, "public/crop"))
 
     cards.first.locator("a").click()

@@ -8,12 +8,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -96,9 +98,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitsAndMetrics, settings=settings)
     for module in (search, products, images, imports):
         app.include_router(module.router)
+    _register_body_models(app, search.BODY_MODELS)
     app.include_router(health.router)
     _mount_front_end(app, settings)
     return app
+
+
+def _register_body_models(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """Add request models that routes read by hand to the app's OpenAPI components (with
+    the models they use), as FastAPI does for the ones it reads itself."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(definition.pop("$defs", {}))
+            components[model.__name__] = definition
+        # FastAPI lists components by name: so do we, so the committed copy diffs cleanly.
+        schema["components"]["schemas"] = dict(sorted(components.items()))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_docs(app: FastAPI, settings: Settings) -> None:

@@ -1,7 +1,8 @@
 import { useEffect, useRef, useState } from "react";
-import { fileProblem } from "../lib/format";
+import { checkPhoto } from "../lib/photo";
 
-export type Picked = { kind: "file"; file: File } | { kind: "url"; url: string };
+/** A photo to search: a file (`viewable` when this browser can show it) or a URL. */
+export type Picked = { kind: "file"; file: File; viewable: boolean } | { kind: "url"; url: string };
 
 /** Every way to give a photo: choose a file, drop it, paste it, take it with the
  * camera (phones), or paste an image URL. */
@@ -12,11 +13,11 @@ export function ImagePicker({ onPick }: { onPick: (picked: Picked) => void }) {
   const input = useRef<HTMLInputElement>(null);
   const camera = useRef<HTMLInputElement>(null);
 
-  const take = (file: File | undefined | null) => {
+  const take = async (file: File | undefined | null) => {
     if (!file) return;
-    const problem = fileProblem(file);
-    setError(problem);
-    if (!problem) onPick({ kind: "file", file });
+    const check = await checkPhoto(file);
+    setError(check.ok ? null : check.problem);
+    if (check.ok) onPick({ kind: "file", file, viewable: check.viewable });
   };
 
   useEffect(() => {

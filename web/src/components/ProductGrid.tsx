@@ -1,14 +1,9 @@
 import { Link } from "react-router-dom";
-import type { Product } from "../lib/api";
+import type { SearchResult } from "../lib/api";
 import { formatPrice } from "../lib/format";
 
-export interface GridItem {
-  product: Product;
-  score?: number;
-  /** "exact": the photo shows this very product (verified by local features). */
-  match?: "exact" | "similar";
-  inliers?: number | null;
-}
+/** A product, and for a search result its score and match (the API's SearchResult). */
+export type GridItem = Pick<SearchResult, "product"> & Partial<SearchResult>;
 
 /** Responsive grid of product cards: thumbnail (lazy, fixed aspect: no layout shift),
  * title, price, category and, for search results, the similarity score and an

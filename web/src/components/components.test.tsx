@@ -1,7 +1,7 @@
-import { render, screen } from "@testing-library/react";
+import { render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { MemoryRouter } from "react-router-dom";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Product } from "../lib/api";
 import { ImagePicker } from "./ImagePicker";
 import { ProductGrid } from "./ProductGrid";
@@ -21,16 +21,26 @@ const product = (sku: string): Product => ({
 });
 
 describe("ImagePicker", () => {
-  it("says plainly when a file is not an image, and passes images on", async () => {
+  beforeEach(() => {
+    // jsdom decodes no images: "photo" bytes decode, anything else does not.
+    vi.stubGlobal("createImageBitmap", async (file: File) => {
+      if ((await file.text()) !== "photo") throw new DOMException("cannot decode", "InvalidStateError");
+      return { close: () => {} };
+    });
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("refuses, by name, a file that is not an image whatever it is called, and passes photos on", async () => {
     const onPick = vi.fn();
     render(<ImagePicker onPick={onPick} />);
     const input = screen.getByTestId("file-input");
-    await userEvent.upload(input, new File(["hello"], "notes.txt", { type: "text/plain" }), { applyAccept: false });
-    expect(screen.getByRole("alert")).toHaveTextContent("“notes.txt” is not an image.");
+    await userEvent.upload(input, new File(["hello"], "notes.jpg", { type: "image/jpeg" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("“notes.jpg” is not an image");
     expect(onPick).not.toHaveBeenCalled();
-    const photo = new File(["jpeg"], "shoe.jpg", { type: "image/jpeg" });
+    const photo = new File(["photo"], "shoe.jpg", { type: "image/jpeg" });
     await userEvent.upload(input, photo);
-    expect(onPick).toHaveBeenCalledWith({ kind: "file", file: photo });
+    await waitFor(() => expect(onPick).toHaveBeenCalledWith({ kind: "file", file: photo, viewable: true }));
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
   });
 
   it("takes an image URL and refuses other schemes", async () => {

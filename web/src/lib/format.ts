@@ -1,7 +1,7 @@
 // Small pure helpers (unit-tested in format.test.ts).
 import type { Crop } from "./api";
 
-export function formatPrice(price: number | null, currency: string | null): string {
+export function formatPrice(price?: number | null, currency?: string | null): string {
   if (price === null || price === undefined) return "";
   if (currency && /^[A-Z]{3}$/.test(currency)) {
     try {
@@ -31,9 +31,9 @@ export function toPixelCrop(
 
 export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 
-/** Why a chosen file cannot be searched, or null when it can. */
+/** Why a chosen file is too large or empty to search, or null. (Whether it is an image at
+ * all is decided by decoding it: photo.ts. Its type says only what its name ends in.) */
 export function fileProblem(file: File): string | null {
-  if (!file.type.startsWith("image/")) return `“${file.name}” is not an image.`;
   if (file.size > MAX_UPLOAD_BYTES) return `“${file.name}” is larger than 25 MB.`;
   if (file.size === 0) return `“${file.name}” is empty.`;
   return null;

@@ -14,7 +14,7 @@ export function CatalogPage() {
   const page = Math.max(1, Number(params.get("page") || 1));
   const products = useQuery({
     queryKey: ["products", category, q, page],
-    queryFn: () => listProducts(page, PAGE_SIZE, category, q),
+    queryFn: () => listProducts({ page, page_size: PAGE_SIZE, category, q }),
     placeholderData: keepPreviousData,
   });
   const go = (changes: Record<string, string | undefined>) => {

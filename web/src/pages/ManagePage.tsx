@@ -178,11 +178,12 @@ function ImportCatalog() {
                 </tr>
               </thead>
               <tbody>
+                {/* The API's schema leaves these rows untyped (row, sku, reason). */}
                 {j.errors.map((e, i) => (
                   <tr key={i}>
-                    <td>{e.row}</td>
-                    <td>{e.sku ?? ""}</td>
-                    <td>{e.reason}</td>
+                    <td>{String(e.row ?? "")}</td>
+                    <td>{String(e.sku ?? "")}</td>
+                    <td>{String(e.reason ?? "")}</td>
                   </tr>
                 ))}
               </tbody>

@@ -10,7 +10,7 @@ export function ProductPage() {
   const navigate = useNavigate();
   const client = useQueryClient();
   const product = useQuery({ queryKey: ["product", sku], queryFn: () => getProduct(sku) });
-  const similar = useQuery({ queryKey: ["similar", sku], queryFn: () => getSimilar(sku, 12) });
+  const similar = useQuery({ queryKey: ["similar", sku], queryFn: () => getSimilar(sku) });
   const remove = useMutation({
     mutationFn: () => deleteProduct(sku),
     onSuccess: () => {
@@ -39,7 +39,7 @@ export function ProductPage() {
             <dd>{p.sku}</dd>
             <dt>Category</dt>
             <dd>{p.category ?? "—"}</dd>
-            {Object.entries(p.metadata).slice(0, 8).map(([k, v]) => (
+            {Object.entries(p.metadata ?? {}).slice(0, 8).map(([k, v]) => (
               <div key={k}>
                 <dt>{k}</dt>
                 <dd>{String(v)}</dd>

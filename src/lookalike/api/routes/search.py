@@ -26,7 +26,7 @@ from lookalike.api.schemas import (
 from lookalike.api.security import require_reader
 from lookalike.api.services import Services, services
 from lookalike.images.loader import LoadedImage
-from lookalike.search.searcher import Filters
+from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters
 
 router = APIRouter(prefix=API_PREFIX, tags=["search"], dependencies=[Depends(require_reader)])
 
@@ -36,12 +36,15 @@ _FORM_SCHEMA = {
     "properties": {
         "image": {"type": "string", "format": "binary", "description": "The query photo"},
         "crop": {"type": "string", "description": "x,y,w,h in pixels", "example": "0,0,100,100"},
-        "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 12},
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K},
         "category": {"type": "string"},
         "min_price": {"type": "number", "minimum": 0},
         "max_price": {"type": "number", "minimum": 0},
     },
 }
+# The body is read by hand (a form or JSON), so FastAPI does not see SearchRequest: the app
+# registers these models in its schema itself (app.py), or the reference above is dangling.
+BODY_MODELS = (SearchRequest,)
 _OPENAPI = {
     "requestBody": {
         "required": True,
