@@ -23,6 +23,14 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "LOOKALIKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 
+# The app's own settings (LOOKALIKE_THREADS, LOOKALIKE_HOME, ...) from the developer's
+# shell must not reach the tests (a set LOOKALIKE_THREADS=2 once failed test_batcher):
+# each test states the settings it needs. The test suite's own switches (data folder,
+# LOOKALIKE_REQUIRE_*) are not settings and stay.
+SETTING_VARIABLES = {f"LOOKALIKE_{name.upper()}" for name in Settings.model_fields}
+for _name in SETTING_VARIABLES & set(os.environ):
+    del os.environ[_name]
+
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
