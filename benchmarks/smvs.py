@@ -1,7 +1,7 @@
 """The SMVS phone-photo protocol (issue #9), end to end, in one run.
 
     python -m benchmarks.smvs [--home DIR] [--no-distractors] [--no-local] [--out DIR]
-                              [--fashion-queries N]
+                              [--fashion-queries N] [--small-photos]
 
 1. A fresh catalog: the 100 SMVS catalog images (category "DVD cover") plus, unless
    ``--no-distractors``, the 2,946 fashion dev products as distractors.
@@ -13,6 +13,9 @@
 4. Catalog -> catalog on the fashion products (``--fashion-queries N``, every k-th):
    each catalog photo is searched as a photo; exact matches under *other* SKUs are
    listed with whether their image is byte-identical or a near-identical photo.
+5. ``--small-photos``: the closed set again with every photo shrunk to 320 and to 200 px
+   on its longer side (the product small or far away: verification mostly fails), ranked
+   with the photo's local votes (the default) and by cosine alone (``vote_weight`` 0).
 
 The reports (with failure grids of the photos: local only, never committed) go to
 ``reports/smvs/<step>/``. ``--no-local`` runs the same protocol with local features off
@@ -22,11 +25,14 @@ The reports (with failure grids of the photos: local only, never committed) go t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, ImageOps
 
 from benchmarks.common import DATASET, REPO, label_rows, machine
 from lookalike.config import Settings
@@ -60,7 +66,12 @@ def smvs_queries(rows: list[dict[str, str]]) -> list[PhotoQuery]:
 
 
 def run(
-    home: Path, out: Path, distractors: bool, local: bool, fashion_queries: int = 0
+    home: Path,
+    out: Path,
+    distractors: bool,
+    local: bool,
+    fashion_queries: int = 0,
+    small_photos: bool = False,
 ) -> dict[str, Any]:
     settings = Settings(home=home, local_features=local)
     rows = smvs_rows()
@@ -92,6 +103,8 @@ def run(
     if distractors and fashion_queries:
         results["fashion"] = fashion_exact(engine, fashion_queries, out / "fashion")
         print("fashion catalog -> catalog:", json.dumps(results["fashion"]), flush=True)
+    if small_photos and local:
+        results["small"] = small_photo_runs(engine, queries, out / "small")
     engine.close()
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
@@ -117,6 +130,31 @@ def fashion_exact(engine: Engine, n: int, out: Path) -> dict[str, Any]:
     }
 
 
+def small_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
+    """The closed set with shrunk photos, with and without the local votes in the ranking."""
+    results: dict[str, Any] = {}
+    default = engine.settings
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in (320, 200):
+            shrunk = []
+            for q in queries:
+                path = Path(tmp) / f"{side}-{q.image.parent.name}-{q.image.name}"
+                with Image.open(q.image) as img:
+                    img = ImageOps.exif_transpose(img)
+                    img.thumbnail((side, side))
+                    img.convert("RGB").save(path, quality=90)
+                shrunk.append(dataclasses.replace(q, image=path))
+            for name, weight in (("votes", default.vote_weight), ("cosine", 0.0)):
+                engine.settings = default.model_copy(update={"vote_weight": weight})
+                report = evaluate_queries(engine, shrunk, out / f"{side}-{name}")
+                results[f"{side}px {name}"] = {
+                    key: report[key] for key in ("overall", "per_group", "exact")
+                }
+                print(f"{side} px, {name}:", json.dumps(results[f"{side}px {name}"]), flush=True)
+    engine.settings = default
+    return results
+
+
 def _brief(report: dict[str, Any]) -> dict[str, Any]:
     return {
         key: report[key]
@@ -131,10 +169,18 @@ def main() -> None:
     parser.add_argument("--no-distractors", action="store_true")
     parser.add_argument("--no-local", action="store_true")
     parser.add_argument("--fashion-queries", type=int, default=0)
+    parser.add_argument("--small-photos", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp)
-        run(home, args.out, not args.no_distractors, not args.no_local, args.fashion_queries)
+        run(
+            home,
+            args.out,
+            not args.no_distractors,
+            not args.no_local,
+            args.fashion_queries,
+            args.small_photos,
+        )
 
 
 if __name__ == "__main__":
