@@ -409,9 +409,14 @@ def train(
     labels: Path | None = typer.Option(
         None, envvar="LOOKALIKE_LABELS", help="CSV with sku/id, category[, color] instead."
     ),
+    base: str | None = typer.Option(
+        None,
+        envvar="LOOKALIKE_TRAIN_BASE",
+        help="Base model to fine-tune: lite0 or lite2; default: the catalog model's base.",
+    ),
 ) -> None:
-    """Fine-tune the model on the catalog's categories and products; registers a new
-    version."""
+    """Fine-tune a base model on the catalog's categories and products; registers a new
+    version (its card names the base)."""
     from lookalike.training.trainer import OBJECTIVES, TrainOptions
     from lookalike.training.trainer import train as run_training
 
@@ -427,12 +432,17 @@ def train(
         objective=objective,  # checked against OBJECTIVES above
         photo_views=photo_views,
         instance_weight=instance_weight,
+        base=base,
     )
     with _engine() as engine:
         model = run_training(engine, options, labels, lambda msg: err.print(msg))
     metrics = model.card["metrics"]
     before, after = metrics["validation_pretrained"], metrics["validation_finetuned"]
-    rows: dict[str, Any] = {"folder": str(model.folder), "objective": model.card["objective"]}
+    rows: dict[str, Any] = {
+        "folder": str(model.folder),
+        "base": model.card["base_model"],
+        "objective": model.card["objective"],
+    }
     if "map@r" in after:
         rows["validation, pretrained"] = _brief(before)
         rows["validation, fine-tuned"] = _brief(after)
@@ -464,22 +474,23 @@ def _brief(m: dict[str, Any]) -> str:
 @models_app.command("list")
 def models_list() -> None:
     """Registered fine-tuned versions (and which one the catalog uses)."""
-    from lookalike.training.registry import ModelRegistry
+    from lookalike.models import ModelRegistry
 
     settings: Settings = _state["settings"]
     with _engine() as engine:
         active = engine.store.active_model_version() or ""
     table = Table(title="models (validation, before -> after)")
     metrics = (("MAP@R", "map@r"), ("P@10", "precision@10"), ("photo-view R@1", "instance_r@1"))
-    for col in ("version", "created", *(name for name, _ in metrics), ""):
+    for col in ("version", "base", "created", *(name for name, _ in metrics), ""):
         table.add_column(col)
-    for m in ModelRegistry(settings.model_dir / "registry").list():
+    for m in ModelRegistry(settings.model_dir).list():
         before, after = (
             m.card["metrics"]["validation_pretrained"],
             m.card["metrics"]["validation_finetuned"],
         )
         table.add_row(
             m.version,
+            m.base,
             m.card["created"],
             *(_before_after(before.get(key), after.get(key)) for _, key in metrics),
             "active" if active.startswith(m.version + "/") else "",
@@ -495,16 +506,14 @@ def _before_after(before: float | None, after: float | None) -> str:
 
 
 @models_app.command("activate")
-def models_activate(version: str = typer.Argument(..., help="ft-... or lite0")) -> None:
+def models_activate(
+    version: str = typer.Argument(..., help="ft-..., or a base model: lite0, lite2"),
+) -> None:
     """Re-embed the catalog with a model version, then switch search to it atomically."""
-    from lookalike.evaluation.report import resolve_config
+    from lookalike.embeddings.embedder import EmbedderConfig
 
     with _engine() as engine:
-        config = (
-            resolve_config(engine, version)
-            if version != "lite0"
-            else engine.model_config.with_model("lite0", engine.settings.model_dir)
-        )
+        config = EmbedderConfig.resolve(version, engine.settings.model_dir, engine.model_config)
         total = engine.store.stats()["products"]
         with _progress("re-embed", total) as advance:
             summary = engine.reembed(advance, config)
@@ -516,21 +525,17 @@ def models_evaluate(
     version: str = typer.Argument(...),
     report_dir: Path = typer.Option(Path("reports/model"), envvar="LOOKALIKE_REPORT_DIR"),
 ) -> None:
-    """Pretrained vs fine-tuned on the version's validation products (never trained on)."""
+    """Its pretrained base vs the fine-tuned version on the version's validation products
+    (never trained on)."""
     from lookalike.evaluation.report import evaluate as run_evaluation
-    from lookalike.training.registry import ModelRegistry
+    from lookalike.models import ModelRegistry
 
     with _engine() as engine:
-        try:
-            card = ModelRegistry(engine.settings.model_dir / "registry").get(version).card
-        except KeyError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-        skus = set(card["data"]["validation_skus"])
+        model = ModelRegistry(engine.settings.model_dir).get(version)
+        skus = set(model.card["data"]["validation_skus"])
+        base = f"{model.base}/{model.card['config_name']}"  # e.g. lite2/trim-gap-c0.1
         with _progress("evaluate", 2 * len(skus)) as advance:
-            report = run_evaluation(
-                engine, report_dir, [card["config_name"], version], None, 1, advance, skus
-            )
+            report = run_evaluation(engine, report_dir, [base, version], None, 1, advance, skus)
     for name, entry in report["configs"].items():
         err.print(f"{name}: {_brief(entry['overall'])}")
     err.print(f"report written to {report_dir}/report.md")

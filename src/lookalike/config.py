@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lookalike.models.specs import DEFAULT_MODEL
+
 Preprocessing = Literal["trim", "pad", "crop"]
 Pooling = Literal["gap", "gem"]
 
@@ -28,7 +30,11 @@ class Settings(BaseSettings):
     )
 
     # Embedding model. The defaults were chosen with `lookalike evaluate` (docs/evaluation.md).
-    model: str = Field("lite0", description="lite0, or a fine-tuned version (lookalike models)")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="lite0, lite2 (lookalike.models.SPECS), or a fine-tuned version "
+        "(lookalike models list)",
+    )
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
     color_weight: float = Field(0.1, ge=0.0, le=1.0, description="Share of colour in similarity")

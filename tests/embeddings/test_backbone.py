@@ -1,4 +1,5 @@
-"""The shipped ImageNet weights load strictly and behave as a trained network should."""
+"""Each spec's shipped ImageNet weights load strictly and behave as a trained network
+should, on the input size and scaling its spec gives."""
 
 from __future__ import annotations
 
@@ -10,28 +11,38 @@ from skimage import data as skdata
 
 from lookalike.embeddings.backbone import load_classifier
 from lookalike.images.preprocess import model_input, to_square
+from lookalike.models import SPECS, ModelSpec
 
 CAT_CLASSES = set(range(281, 286))  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian
+STATE_KEYS = {"lite0": 296, "lite2": 386}  # tensors in each weights file
+
+
+@pytest.fixture(scope="module", params=sorted(SPECS))
+def spec(request: pytest.FixtureRequest) -> ModelSpec:
+    return SPECS[request.param]
 
 
 @pytest.fixture(scope="module")
-def classifier() -> torch.nn.Module:
-    return load_classifier()
+def classifier(spec: ModelSpec) -> torch.nn.Module:
+    return load_classifier(spec)
 
 
-def _batch(*arrays: np.ndarray) -> np.ndarray:
-    return model_input([to_square(Image.fromarray(a).convert("RGB"), "crop") for a in arrays])
+def _batch(spec: ModelSpec, *arrays: np.ndarray) -> np.ndarray:
+    squares = [
+        to_square(Image.fromarray(a).convert("RGB"), "crop", spec.input_size) for a in arrays
+    ]
+    return model_input(squares, spec.input_mean, spec.input_std)
 
 
-def test_weights_load_strictly(classifier: torch.nn.Module) -> None:
+def test_weights_load_strictly(spec: ModelSpec, classifier: torch.nn.Module) -> None:
     # load_classifier uses strict=True; this pins the parameter count of the file too.
-    assert len(classifier.state_dict()) == 296
+    assert len(classifier.state_dict()) == STATE_KEYS[spec.name]
     assert not classifier.training
 
 
-def test_classifies_a_real_cat_photo(classifier: torch.nn.Module) -> None:
+def test_classifies_a_real_cat_photo(spec: ModelSpec, classifier: torch.nn.Module) -> None:
     with torch.no_grad():
-        logits = classifier(torch.from_numpy(_batch(skdata.chelsea())))
+        logits = classifier(torch.from_numpy(_batch(spec, skdata.chelsea())))
     top5 = set(logits.topk(5).indices[0].tolist())
     assert top5 & CAT_CLASSES, f"no cat class in top 5: {top5}"
     assert int(logits.argmax()) in CAT_CLASSES
@@ -60,11 +71,12 @@ def _batchnorm_mismatch(model: torch.nn.Module, x: torch.Tensor) -> float:
     return float(np.mean(kls))
 
 
-def test_input_scaling_is_the_tensorflow_one(classifier: torch.nn.Module) -> None:
-    """These are converted TF weights: (x - 127) / 128 must fit the BatchNorm statistics
-    better than the ImageNet mean/std that the weights package's README shows."""
+def test_input_scaling_is_the_tensorflow_one(spec: ModelSpec, classifier: torch.nn.Module) -> None:
+    """These are converted TF weights: the spec's (x - 127) / 128 must fit the BatchNorm
+    statistics better than the ImageNet mean/std that the weights package's README shows."""
+    assert (spec.input_mean, spec.input_std) == (127.0, 128.0)
     photos = [skdata.chelsea(), skdata.astronaut(), skdata.coffee(), skdata.rocket()]
-    tf_scaled = torch.from_numpy(_batch(*photos))
+    tf_scaled = torch.from_numpy(_batch(spec, *photos))
     raw = tf_scaled * 128 + 127
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]

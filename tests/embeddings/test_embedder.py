@@ -30,8 +30,9 @@ def test_version_names_weights_and_config() -> None:
     assert v.startswith("lite0@") and v.endswith("/crop-gem-c0.2")
 
 
-def test_onnx_session_matches_pytorch(settings: Settings) -> None:
-    config = EmbedderConfig("crop", "gap", 0.0)
+@pytest.mark.parametrize("model", ["lite0", "lite2"])
+def test_onnx_session_matches_pytorch(settings: Settings, model: str) -> None:
+    config = EmbedderConfig("crop", "gap", 0.0).with_model(model, settings.model_dir)
     onnx = create_embedder(settings, config)
     torch_eager = TorchEmbedder(config)
     prepared = [onnx.prepare(_img(a)) for a in (skdata.chelsea(), skdata.coffee())]

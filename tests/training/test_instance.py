@@ -10,9 +10,12 @@ import pytest
 from PIL import Image
 
 from lookalike.config import Settings
+from lookalike.embeddings import EmbedderConfig, create_embedder
 from lookalike.engine import Engine
 from lookalike.errors import CatalogFileError
+from lookalike.images.loader import load_image
 from lookalike.ingest.readers import read_catalog
+from lookalike.models import get_spec
 from lookalike.training.trainer import TrainOptions, train
 
 
@@ -70,6 +73,24 @@ def test_without_categories_both_trains_instances_and_records_it(
     engine.close()
 
 
+def test_fine_tunes_lite2_and_records_the_base(settings: Settings, covers: Path) -> None:
+    engine = Engine(settings)  # the catalog is on lite0; the base is asked for
+    engine.ingest(read_catalog(covers).records)
+    options = TrainOptions(
+        epochs=1, embedding_dim=16, batch_size=16, views=1, photo_views=1, base="lite2"
+    )
+    model = train(engine, options)
+
+    assert model.base == "lite2" and model.card["parameters"]["base"] == "lite2"
+    assert model.card["base_model"] == f"{get_spec('lite2').version}/trim-gap-c0.1"
+    config = EmbedderConfig.resolve(model.version, settings.model_dir)
+    assert config.network.spec.input_size == 260 and config.dim == 16 + 52
+    embedder = create_embedder(settings, config)  # the exported network takes 260 px
+    image = load_image((covers.parent / "cover0.png").read_bytes(), "cover0", max_pixels=10**6)
+    assert embedder.embed_images([image]).shape == (1, config.dim)
+    engine.close()
+
+
 def test_category_objective_needs_categories(settings: Settings, covers: Path) -> None:
     engine = Engine(settings)
     engine.ingest(read_catalog(covers).records)
@@ -81,7 +102,7 @@ def test_category_objective_needs_categories(settings: Settings, covers: Path) -
 def test_build_trains_the_tail_and_freezes_the_front() -> None:
     from lookalike.training.network import build
 
-    front, tail = build(16, unfrozen_blocks=1)
+    front, tail = build(get_spec("lite0"), 16, unfrozen_blocks=1)
     trainable = {n.split(".")[0] for n, p in tail.named_parameters() if p.requires_grad}
     assert trainable == {"blocks", "conv_head", "bn", "projection"}
     net = front.net

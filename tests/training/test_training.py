@@ -15,7 +15,7 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.evaluation.report import resolve_config
 from lookalike.ingest.readers import read_catalog
-from lookalike.training.registry import ModelRegistry
+from lookalike.models import ModelRegistry
 from lookalike.training.trainer import TrainOptions, split, train
 
 pytestmark = pytest.mark.dataset
@@ -69,11 +69,12 @@ def test_tiny_training_run_gives_an_activatable_version(
         "instance_r@1_unseen",  # ... and of the validation products
     }
     assert any("epoch 1/1" in m for m in messages)
-    registry = ModelRegistry(settings.model_dir / "registry")
+    registry = ModelRegistry(settings.model_dir)
     assert [m.version for m in registry.list()] == [model.version]
 
     config = resolve_config(engine, model.version)
-    assert config.model == model.version and config.dim == 32 + 52
+    assert config.network.name == model.version and config.dim == 32 + 52
+    assert model.base == "lite0" and card["base_model"].startswith("lite0@")
     query = Path(engine.store.all_products()[0].image_path)
 
     results: list[int] = []

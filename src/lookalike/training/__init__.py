@@ -1,1 +1,2 @@
-"""Fine-tuning the model to a catalog's own product classes, and the model registry."""
+"""Fine-tuning a base model to a catalog's own categories and products (the versions
+it registers live in :mod:`lookalike.models`)."""

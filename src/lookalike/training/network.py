@@ -1,5 +1,6 @@
-"""The fine-tuning network: the frozen front of EfficientNet-Lite0, a trainable tail
-(its last MBConv block(s) and head convolution) and a projection to the embedding."""
+"""The fine-tuning network: the frozen front of a base model (EfficientNet-Lite0 or
+-Lite2), a trainable tail (its last MBConv block(s) and head convolution) and a
+projection to the embedding."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lookalike.embeddings.backbone import FEATURE_DIM, load_classifier
+from lookalike.embeddings.backbone import load_classifier
+from lookalike.models.specs import ModelSpec
 
 
 class Front(nn.Module):
@@ -30,17 +32,17 @@ class Front(nn.Module):
 class Tail(nn.Module):
     """The trainable part: last blocks + head conv + pooling + projection (+ L2)."""
 
-    def __init__(self, classifier: Any, cut: int, embedding_dim: int) -> None:
+    def __init__(self, classifier: Any, cut: int, feature_dim: int, embedding_dim: int) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(list(classifier._blocks)[cut:])
         self.conv_head = classifier._conv_head
         self.bn = classifier._bn1
         self.act = classifier._swish
-        self.projection = nn.Linear(FEATURE_DIM, embedding_dim)
+        self.projection = nn.Linear(feature_dim, embedding_dim)
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """The 1280 x 7 x 7 head activations; before training, exactly the pretrained
-        model's (what the base embedder pools)."""
+        """The head activations (1280 x 7 x 7 for lite0); before training, exactly the
+        pretrained model's (what the base embedder pools)."""
         for block in self.blocks:
             x = block(x)
         maps: torch.Tensor = self.act(self.bn(self.conv_head(x)))
@@ -64,11 +66,12 @@ class FineTuned(nn.Module):
         return out
 
 
-def build(embedding_dim: int, unfrozen_blocks: int) -> tuple[Front, Tail]:
-    """A fresh front/tail pair on the shipped ImageNet weights."""
-    classifier: Any = load_classifier()
+def build(spec: ModelSpec, embedding_dim: int, unfrozen_blocks: int) -> tuple[Front, Tail]:
+    """A fresh front/tail pair on ``spec``'s shipped ImageNet weights."""
+    classifier: Any = load_classifier(spec)
     cut = len(classifier._blocks) - unfrozen_blocks
-    front, tail = Front(classifier, cut).eval(), Tail(classifier, cut, embedding_dim)
+    front = Front(classifier, cut).eval()
+    tail = Tail(classifier, cut, spec.feature_dim, embedding_dim)
     for p in front.parameters():
         p.requires_grad_(False)
     # The front holds the whole classifier, tail modules included: unfreeze those again

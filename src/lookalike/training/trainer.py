@@ -40,11 +40,11 @@ from lookalike.evaluation.metrics import leave_one_out
 from lookalike.evaluation.report import load_labels
 from lookalike.images.loader import load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE, model_input, to_square, trim_background
+from lookalike.models import ModelRegistry, ModelSpec, RegisteredModel
 from lookalike.store.catalog import ProductData
 from lookalike.training.network import FineTuned, Front, ProxyAnchorLoss, build
 from lookalike.training.photo_views import photo_view
 from lookalike.training.plots import training_curve
-from lookalike.training.registry import ModelRegistry, RegisteredModel
 
 Progress = Callable[[str], None]
 Objective = Literal["category", "instance", "both"]
@@ -85,6 +85,7 @@ class TrainOptions:
     # (in a projection-only run, categories also learned from photo views) the 2,366
     # product proxies pushed same-category products apart: 0.354 by epoch 4.
     instance_weight: float = 0.1
+    base: str | None = None  # the base model (lite0, lite2); None: the catalog model's base
 
 
 @dataclass
@@ -158,38 +159,47 @@ def train(
         if use_instance
         else 0
     )
-    base = EmbedderConfig.parse(engine.model_config.name)
+    catalog_model = engine.model_config
+    base = EmbedderConfig.parse(catalog_model.name).with_model(
+        options.base or catalog_model.network.spec.name, engine.settings.model_dir
+    )
+    spec = base.network.spec
     say(
-        f"objective {objective}: {len(train_idx)} training and {len(val_idx)} validation "
-        f"products, {len(classes)} categories"
+        f"base {spec.name}, objective {objective}: {len(train_idx)} training and "
+        f"{len(val_idx)} validation products, {len(classes)} categories"
         + (f", {photo_views} synthetic photo views per product" if photo_views else "")
     )
 
-    front, tail = build(options.embedding_dim, options.unfrozen_blocks)
+    front, tail = build(spec, options.embedding_dim, options.unfrozen_blocks)
     clutter = _clutter_pool(engine, catalog, train_idx, options.seed) if use_instance else []
 
     def clean(i: int, img: Image.Image) -> list[np.ndarray]:
-        return [to_square(img, base.preprocessing)]
+        return [to_square(img, base.preprocessing, spec.input_size)]
 
     def photo(i: int, img: Image.Image, rng: np.random.Generator) -> np.ndarray:
         others = [a for j, a in clutter if j != i]
         view = photo_view(np.asarray(img), rng, others).image
-        return to_square(Image.fromarray(view), base.preprocessing)  # as a query is
+        return to_square(Image.fromarray(view), base.preprocessing, spec.input_size)  # as a query
 
     def training_views(i: int, img: Image.Image) -> list[np.ndarray]:
         rng = np.random.default_rng([options.seed, i])
         squares = clean(i, img)
-        squares += [to_square(_augment(img, rng), "pad") for _ in range(options.views - 1)]
+        squares += [
+            to_square(_augment(img, rng), "pad", spec.input_size) for _ in range(options.views - 1)
+        ]
         return squares + [photo(i, img, rng) for _ in range(photo_views)]
 
     def held_out_view(i: int, img: Image.Image) -> list[np.ndarray]:
         return [photo(i, img, np.random.default_rng([options.seed, i, 1]))]  # unseen stream
 
     with tempfile.TemporaryDirectory() as tmp:
-        session = _front_session(front, Path(tmp) / "front.onnx", engine.settings.onnx_threads)
+        front_path = Path(tmp) / "front.onnx"
+        session = _front_session(front, spec, front_path, engine.settings.onnx_threads)
 
         def cache(what: str, indices: list[int], make: _ViewMaker) -> _Cache:
-            return _cache(session, engine, catalog, indices, make, lambda m: say(f"{what}: {m}"))
+            return _cache(
+                session, spec, engine, catalog, indices, make, lambda m: say(f"{what}: {m}")
+            )
 
         say("caching the frozen front's activations")
         train_set = cache("training views", train_idx, training_views)
@@ -314,13 +324,13 @@ def train(
     tail.load_state_dict(best_state)
     tail = tail.cpu().eval()
 
-    registry = ModelRegistry(engine.settings.model_dir / "registry")
+    registry = ModelRegistry(engine.settings.model_dir)
     version = _version_id(options)
     folder = registry.folder(version)
     staging = folder.with_name(folder.name + ".partial")
     staging.mkdir(parents=True, exist_ok=True)
     torch.save(tail.state_dict(), staging / "head.pt")
-    export_model(FineTuned(front, tail), staging / "model.onnx")
+    export_model(FineTuned(front, tail), staging / "model.onnx", spec.input_size)
     best = history[best_epoch - 1].val
     card: dict[str, Any] = {
         "version": version,
@@ -436,10 +446,10 @@ def _freeze_batchnorm(model: torch.nn.Module) -> None:
             m.eval()
 
 
-def _front_session(front: Front, path: Path, threads: int) -> Any:
+def _front_session(front: Front, spec: ModelSpec, path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
-    export_model(front, path)
+    export_model(front, path, spec.input_size)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -487,6 +497,7 @@ _CHUNK = 32  # products prepared at a time: bounds the memory of views waiting f
 
 def _cache(
     session: Any,
+    spec: ModelSpec,
     engine: Engine,
     catalog: _Catalog,
     indices: list[int],
@@ -515,7 +526,8 @@ def _cache(
                 views += range(len(made))
             colors += [color_descriptor(s) for s in squares]
             for b in range(0, len(squares), 64):
-                xs.append(session.run(None, {"images": model_input(squares[b : b + 64])})[0])
+                x = model_input(squares[b : b + 64], spec.input_mean, spec.input_std)
+                xs.append(session.run(None, {"images": x})[0])
             done = start + len(chunk)
             if done % step == 0 or done == len(indices):
                 say(f"{done}/{len(indices)} products, {time.perf_counter() - started:.0f} s")
