@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         le=1.0,
         description="Gradient correlation of photo and catalog image where they matched",
     )
+    vote_weight: float = Field(
+        0.5,
+        ge=0.0,
+        description="Weight of the photo's local votes in the similar ranking (0 = cosine only)",
+    )
 
     # HTTP API.
     host: str = "127.0.0.1"

@@ -169,6 +169,7 @@ class Engine:
             s.exact_min_coverage,
             s.verify_min_votes,
             s.exact_min_structure,
+            vote_weight=s.vote_weight,
         )
 
     def refresh_if_stale(self, max_age_s: float = 0.0) -> bool:
