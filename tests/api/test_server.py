@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ from lookalike.config import Settings
 from tests.server import running_server
 
 pytestmark = pytest.mark.dataset
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_uvicorn_process_serves_search(api_settings: Settings, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
@@ -73,3 +77,22 @@ def test_an_unexpected_error_is_a_problem_on_a_connection_that_stays_open(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_an_unknown_model_stops_the_server_with_a_sentence(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")},
+        "LOOKALIKE_HOME": str(tmp_path / "home"),
+        "LOOKALIKE_MODEL": "foo",
+        "LOOKALIKE_PORT": "1",  # never reached
+    }
+    result = subprocess.run(
+        [sys.executable, str(REPO / "app.py")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "unknown model 'foo'" in result.stderr and "Traceback" not in result.stderr

@@ -32,6 +32,8 @@ from lookalike.api.schemas import API_PREFIX
 from lookalike.api.services import SWEEP_MIN_AGE_S, Services, every
 from lookalike.config import Settings, get_settings
 from lookalike.engine import Engine
+from lookalike.errors import LookalikeError
+from lookalike.models.network import resolve_network
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +266,10 @@ def serve(host: str | None = None, port: int | None = None, workers: int | None 
     import uvicorn
 
     settings = get_settings()
+    try:  # a model name that means nothing stops here with a sentence, not a traceback
+        resolve_network(settings.model, settings.model_dir)
+    except LookalikeError as exc:
+        raise SystemExit(f"error: {exc}") from None
     uvicorn.run(
         "lookalike.api.app:create_app",
         factory=True,
