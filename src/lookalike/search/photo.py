@@ -59,13 +59,14 @@ class VerifyParams:
     vote_keypoints: int = 600
     # Without an exact match, the photo's rerank_depth nearest products are re-ranked by
     # cosine + vote_weight x min(votes, FULL_VOTES) / FULL_VOTES. SMVS photos shrunk to
-    # 200 px (the product small or far away: verification mostly fails): R@1 0.66 -> 0.90;
-    # at 320 px 0.91 -> 0.975; full-size photos unchanged (verified); photos of absent
-    # products: a DVD cover first 0.978 -> 0.990; fashion catalog photos searched for
-    # other products: same-category P@10 0.669 either way (docs/evaluation.md "Partial
-    # local evidence"). Voted products from beyond the shortlist are not brought in:
-    # products with printed text collect stray votes (a moisturiser got 8 from DVD photos),
-    # and let in they put fashion first for 5% of the absent products' photos.
+    # 200 px (the product small or far away: verification mostly fails): R@1 0.63 -> 0.88;
+    # at 320 px 0.91 -> 0.97; full-size photos unchanged (verified); photos of absent
+    # products: a DVD cover first 0.965 / 0.985 (0.96 / 0.975 without); fashion catalog
+    # photos searched for other products: same-category P@10 0.669 either way
+    # (docs/evaluation.md "Partial local evidence"). Voted products from beyond the
+    # shortlist are not brought in: products with printed text collect stray votes (a
+    # moisturiser got 8 from DVD photos), and let in they put fashion first for 5% of the
+    # absent products' photos.
     vote_weight: float = 0.5
     rerank_depth: int = 100
 
