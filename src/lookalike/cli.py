@@ -310,7 +310,7 @@ def evaluate(
         _evaluate_queries(queries, report_dir)
         return
     with _engine() as engine:
-        total = len(engine.store.all_products()) * max(1, len(config or []))
+        total = engine.product_count() * max(1, len(config or []))
         with _progress("evaluate", total) as advance:
             report = run_evaluation(engine, report_dir, config, labels, folds, advance)
     table = Table(title=f"leave-one-out, {report['products']} products")
@@ -368,7 +368,7 @@ def serve(
 def reembed() -> None:
     """Re-embed the whole catalog with the model the settings name, then switch to it."""
     with _engine() as engine:
-        total = engine.store.stats()["products"]
+        total = engine.product_count()
         with _progress("re-embed", total) as advance:
             summary = engine.reembed(advance)
         err.print(
@@ -478,7 +478,7 @@ def models_list() -> None:
 
     settings: Settings = _state["settings"]
     with _engine() as engine:
-        active = engine.store.active_model_version() or ""
+        active = engine.active_model_version or ""
     table = Table(title="models (validation, before -> after)")
     metrics = (("MAP@R", "map@r"), ("P@10", "precision@10"), ("photo-view R@1", "instance_r@1"))
     for col in ("version", "base", "created", *(name for name, _ in metrics), ""):
@@ -514,7 +514,7 @@ def models_activate(
 
     with _engine() as engine:
         config = EmbedderConfig.resolve(version, engine.settings.model_dir, engine.model_config)
-        total = engine.store.stats()["products"]
+        total = engine.product_count()
         with _progress("re-embed", total) as advance:
             summary = engine.reembed(advance, config)
         err.print(f"catalog now uses {config.version} ({summary.embedded} products re-embedded)")

@@ -507,6 +507,62 @@ class Engine:
             report["local"] = self.local_manager.check(local)
         return report
 
+    # The catalog as the layers above (API, CLI, evaluation, training) see it: they ask
+    # the engine, never its store, so the store's API can change behind this one.
+    def product(self, sku: str) -> ProductData | None:
+        """The product with this SKU, or None."""
+        return self.store.get(sku)
+
+    def products(self, skus: Sequence[str]) -> dict[str, ProductData]:
+        """The products of these SKUs that exist, by SKU."""
+        return self.store.get_many(skus)
+
+    def all_products(self) -> list[ProductData]:
+        """Every product, by id."""
+        return self.store.all_products()
+
+    def product_count(self) -> int:
+        return int(self.store.stats()["products"])
+
+    def browse(
+        self, category: str | None, title_contains: str | None, offset: int, limit: int
+    ) -> tuple[list[ProductData], int]:
+        """A page of products (by id) and how many match the filters."""
+        return self.store.list_products(category, title_contains, offset, limit)
+
+    def categories(self) -> list[tuple[str, int]]:
+        """(category, product count) pairs."""
+        return self.store.categories()
+
+    def stored_vector(self, product_id: int, model_version: str) -> np.ndarray | None:
+        """A product's stored vector for ``model_version``, if it has one."""
+        return self.store.vector(product_id, model_version)
+
+    def embedded_count(self) -> int:
+        """Products embedded with the catalog's model."""
+        return len(self.store.embedding_ids(self.model_config.version))
+
+    def image_hashes(self) -> set[str]:
+        """sha256 of every product's image (which stored files are still in use)."""
+        return self.store.image_hashes()
+
+    @property
+    def active_model_version(self) -> str | None:
+        """The model version the catalog is embedded with (None while it is empty)."""
+        return self.store.active_model_version()
+
+    def create_job(self, job_id: str, catalog_path: str) -> None:
+        self.store.create_job(job_id, catalog_path)
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        self.store.update_job(job_id, **fields)
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        return self.store.get_job(job_id)
+
+    def unfinished_jobs(self) -> list[dict[str, Any]]:
+        return self.store.unfinished_jobs()
+
     def stats(self) -> dict[str, Any]:
         out = self.store.stats()
         out["database"] = _redact(self.store.url)

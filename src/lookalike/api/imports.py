@@ -40,11 +40,9 @@ class ImportRunner:
 
     def start(self) -> None:
         """Start the worker and re-queue jobs a previous process did not finish."""
-        for job in self.engine.store.unfinished_jobs():
+        for job in self.engine.unfinished_jobs():
             log.warning("resuming import job %s interrupted by a restart", job["id"])
-            self.engine.store.update_job(
-                job["id"], status="queued", message="resumed after restart"
-            )
+            self.engine.update_job(job["id"], status="queued", message="resumed after restart")
             self._queue.put(job["id"])
         self._thread.start()
 
@@ -66,7 +64,7 @@ class ImportRunner:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self.engine.store.create_job(job_id, str(folder / f"catalog{suffix}"))
+        self.engine.create_job(job_id, str(folder / f"catalog{suffix}"))
         self._queue.put(job_id)
         return job_id
 
@@ -76,16 +74,16 @@ class ImportRunner:
                 self._run(job_id)
             except Exception as exc:  # a job fails visibly; the worker lives on
                 log.exception("import job %s failed", job_id)
-                self.engine.store.update_job(job_id, status="failed", message=str(exc))
+                self.engine.update_job(job_id, status="failed", message=str(exc))
 
     def _run(self, job_id: str) -> None:
-        store = self.engine.store
-        job = store.get_job(job_id)
+        engine = self.engine
+        job = engine.job(job_id)
         if job is None:
             return
         catalog = Path(job["catalog_path"])
         folder = catalog.parent.resolve()
-        store.update_job(job_id, status="running")
+        engine.update_job(job_id, status="running")
         read = read_catalog(catalog, allow_urls=True)
         errors: list[dict[str, Any]] = [
             {"row": e.source.replace(str(folder) + "/", ""), "sku": e.sku, "reason": e.reason}
@@ -100,14 +98,14 @@ class ImportRunner:
                 records.append(record)
         total = len(read.records) + len(read.errors)
         done = len(read.errors) + (len(read.records) - len(records))
-        store.update_job(job_id, total=total, processed=done)
+        engine.update_job(job_id, total=total, processed=done)
         last = time.monotonic()
 
         def progress(n: int) -> None:
             nonlocal done, last
             done += n
             if time.monotonic() - last > 0.3:
-                store.update_job(job_id, processed=done)
+                engine.update_job(job_id, processed=done)
                 last = time.monotonic()
 
         summary = self.engine.ingest(records, progress)
@@ -115,7 +113,7 @@ class ImportRunner:
             {"row": _row_source(f.source, folder), "sku": f.sku, "reason": f.reason}
             for f in summary.failed
         ]
-        store.update_job(
+        engine.update_job(
             job_id,
             status="done",
             processed=total,

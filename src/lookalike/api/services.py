@@ -117,7 +117,7 @@ class Services:
         replaced images) and leftovers of interrupted writes. Files younger than
         ``min_age_s`` stay: an upload is stored before its product row commits.
         Returns how many files went."""
-        used = self.engine.store.image_hashes()
+        used = self.engine.image_hashes()
         cutoff = time.time() - min_age_s
         removed = 0
         for folder in (self.settings.home / "images", self.settings.home / "thumbs"):

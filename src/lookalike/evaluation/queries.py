@@ -96,7 +96,7 @@ def evaluate_queries(
     """Search every photo, score the answers, write report.json, report.md and a PNG
     grid of the failures (query, expected product, first result)."""
     advance = progress or (lambda n: None)
-    catalog = engine.store.get_many(sorted({q.sku for q in queries}))
+    catalog = engine.products(sorted({q.sku for q in queries}))
     outcomes = []
     for q in queries:
         start = time.perf_counter()
@@ -124,7 +124,7 @@ def evaluate_queries(
         advance(1)
     report = summarise(outcomes, k)
     report["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-    report["catalog_products"] = engine.store.stats()["products"]
+    report["catalog_products"] = engine.product_count()
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = [o for o in outcomes if o.in_catalog and o.rank != 1] + [
         o for o in outcomes if not o.in_catalog and o.exact_skus
@@ -231,7 +231,7 @@ def _fmt(v: Any) -> str:
 def draw_failures(engine: Engine, failures: list[QueryOutcome], path: Path) -> None:
     """A PNG, one row per failed query: the photo, the expected product (if it is in the
     catalog) and the first result, labelled exact/similar."""
-    products = engine.store.get_many(
+    products = engine.products(
         sorted({o.sku for o in failures} | {o.top for o in failures if o.top})
     )
     pad, label_h = 8, 30

@@ -41,7 +41,7 @@ def load_labels(
 ) -> Labeled:
     """Products with a category: from the catalog, or from a CSV (``sku``/``id``,
     ``category``, optional ``color``) that overrides it."""
-    products = engine.store.all_products()
+    products = engine.all_products()
     if only_skus is not None:
         products = [p for p in products if p.sku in only_skus]
     overrides: dict[str, dict[str, str]] = {}
@@ -130,7 +130,7 @@ def config_vectors(
     """Embeddings of ``products`` under ``config``: the stored ones when the catalog uses
     that config, else computed afresh from the product images (nothing is stored)."""
     if config.version == engine.model_config.version:
-        stored = [engine.store.vector(p.id or -1, config.version) for p in products]
+        stored = [engine.stored_vector(p.id or -1, config.version) for p in products]
         if all(v is not None for v in stored):
             if progress:
                 progress(len(products))

@@ -376,7 +376,7 @@ def _catalog(engine: Engine, labels_csv: Path | None, objective: Objective) -> _
         p.sku: (c, col)
         for p, c, col in zip(labeled.products, labeled.categories, labeled.colors, strict=True)
     }
-    products = engine.store.all_products()
+    products = engine.all_products()
     pairs = [labels.get(p.sku, (None, None)) for p in products]
     return _Catalog(products, [c for c, _ in pairs], [col for _, col in pairs])
 

@@ -23,9 +23,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(svc: Annotated[Services, Depends(services)]) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
-        count = await run_in_threadpool(
-            lambda: len(svc.engine.store.embedding_ids(svc.engine.model_config.version))
-        )
+        count = await run_in_threadpool(svc.engine.embedded_count)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"

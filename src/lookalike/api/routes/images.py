@@ -44,7 +44,7 @@ async def product_image(
     size: Annotated[Literal["original", "thumb"], Query()] = "original",
 ) -> Response:
     # The file path comes from the database, never from the request.
-    product = await run_in_threadpool(svc.engine.store.get, sku)
+    product = await run_in_threadpool(svc.engine.product, sku)
     if product is None:
         raise ProductNotFoundError(sku)
     etag = etag_for(product.image_sha256, size)

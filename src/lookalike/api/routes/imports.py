@@ -43,7 +43,7 @@ async def create_import(
     responses={404: {"description": "Unknown job"}},
 )
 async def get_import(job_id: str, svc: Annotated[Services, Depends(services)]) -> ImportJob:
-    job = await run_in_threadpool(svc.engine.store.get_job, job_id)
+    job = await run_in_threadpool(svc.engine.job, job_id)
     if job is None:
         raise Problem(404, f"no import job {job_id!r}")
     return ImportJob.model_validate(job)

@@ -41,7 +41,7 @@ async def list_products(
     page_size: Annotated[int, Query(ge=1, le=200)] = 48,
 ) -> ProductPage:
     items, total = await run_in_threadpool(
-        svc.engine.store.list_products, category, q, (page - 1) * page_size, page_size
+        svc.engine.browse, category, q, (page - 1) * page_size, page_size
     )
     return ProductPage(
         items=[Product.of(p) for p in items], total=total, page=page, page_size=page_size
@@ -50,7 +50,7 @@ async def list_products(
 
 @router.get("/categories", response_model=list[Category], dependencies=read)
 async def categories(svc: Annotated[Services, Depends(services)]) -> list[Category]:
-    rows = await run_in_threadpool(svc.engine.store.categories)
+    rows = await run_in_threadpool(svc.engine.categories)
     return [Category(name=n, count=c) for n, c in rows]
 
 
@@ -82,7 +82,7 @@ async def similar(
     responses={404: {"description": "Unknown SKU"}},
 )
 async def get_product(sku: str, svc: Annotated[Services, Depends(services)]) -> Product:
-    product = await run_in_threadpool(svc.engine.store.get, sku)
+    product = await run_in_threadpool(svc.engine.product, sku)
     if product is None:
         raise ProductNotFoundError(sku)
     return Product.of(product)
@@ -164,7 +164,7 @@ async def create_product(
     image: Annotated[UploadFile, File()],
     fields: Annotated[dict[str, Any], Depends(product_fields)],
 ) -> Product:
-    if await run_in_threadpool(svc.engine.store.get, sku) is not None:
+    if await run_in_threadpool(svc.engine.product, sku) is not None:
         raise Problem(409, f"a product with SKU {sku!r} exists; use PUT to change it")
     image_fields, embedded = await _stored_image(svc, image)
     product = ProductData(sku=sku, **image_fields, **fields)
@@ -187,7 +187,7 @@ async def update_product(
     image: Annotated[UploadFile | None, File()] = None,
 ) -> Product:
     """Change the given fields (others stay); a new image is re-embedded."""
-    current = await run_in_threadpool(svc.engine.store.get, sku)
+    current = await run_in_threadpool(svc.engine.product, sku)
     if current is None:
         raise ProductNotFoundError(sku)
     embedded = None
