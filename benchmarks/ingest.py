@@ -71,7 +71,7 @@ def main() -> None:
     rows = dev_rows()[: args.limit or None]
     files = [DATASET / r["file"] for r in rows]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(home=Path(tmp) / "home", _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(home=Path(tmp) / "home", _env_file=None)
         create_embedder(settings)  # export the ONNX model outside the timings
 
         records = [

@@ -105,7 +105,7 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
-        settings = Settings(home=home, _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(home=home, _env_file=None)
         rows = smvs_rows()
         base = smvs_catalog(rows) + read_catalog(DATASET / "labels.csv").records
         queries = smvs_queries(rows)[:: max(1, 400 // args.queries)][: args.queries]

@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
-        settings = Settings(home=home, _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(home=home, _env_file=None)
         rows = smvs_rows()
         engine = Engine(settings)
         records = smvs_catalog(rows) + read_catalog(DATASET / "labels.csv").records

@@ -124,7 +124,7 @@ def main() -> None:
     query_files = [files[i] for i in rng.choice(len(files), args.queries, replace=False)]
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(home=Path(tmp) / "home", _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(home=Path(tmp) / "home", _env_file=None)
         engine = Engine(settings)
         engine.ingest(
             [

@@ -139,8 +139,8 @@ def small_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> di
             shrunk = []
             for q in queries:
                 path = Path(tmp) / f"{side}-{q.image.parent.name}-{q.image.name}"
-                with Image.open(q.image) as img:
-                    img = ImageOps.exif_transpose(img)
+                with Image.open(q.image) as original:
+                    img = ImageOps.exif_transpose(original)
                     img.thumbnail((side, side))
                     img.convert("RGB").save(path, quality=90)
                 shrunk.append(dataclasses.replace(q, image=path))

@@ -40,7 +40,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, model_cache: Path) -> Settings:
-    return Settings(home=tmp_path / "home", model_cache=model_cache, _env_file=None)  # type: ignore[call-arg]
+    return Settings(home=tmp_path / "home", model_cache=model_cache, _env_file=None)
 
 
 def _shared(folder: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from typer.testing import CliRunner
@@ -13,8 +14,14 @@ from lookalike.cli import app
 pytestmark = pytest.mark.dataset
 
 
+class Run(Protocol):
+    """The ``run`` fixture: the CLI's exit code and output for these arguments."""
+
+    def __call__(self, *args: str) -> tuple[int, str]: ...
+
+
 @pytest.fixture
-def run(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("LOOKALIKE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LOOKALIKE_MODEL_CACHE", str(model_cache))
     runner = CliRunner()
@@ -26,7 +33,9 @@ def run(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # 
     return invoke
 
 
-def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_full_cycle(
+    run: Run, slice_catalog: Path, dataset: Path, dataset_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
     code, out = run("ingest", str(slice_catalog))
     assert code == 0, out
     assert "added" in out and "200" in out
@@ -87,7 +96,7 @@ def test_full_cycle(run, slice_catalog: Path, dataset: Path, dataset_rows, tmp_p
     assert code == 2 and "needs an image column" in out
 
 
-def test_errors_are_plain_messages(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_plain_messages(run: Run, tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("name\nx\n")
     code, out = run("ingest", str(tmp_path / "bad.csv"))
     assert code == 1 and "missing required column 'sku'" in out and "Traceback" not in out
@@ -97,7 +106,7 @@ def test_errors_are_plain_messages(run, tmp_path: Path) -> None:  # type: ignore
     assert code == 1 and "file not found" in out
 
 
-def test_k_has_the_api_limits(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_k_has_the_api_limits(run: Run, tmp_path: Path) -> None:
     from lookalike.api.schemas import SearchRequest
     from lookalike.search.searcher import DEFAULT_K, MAX_K
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_settings_ignore_the_developers_environment() -> None:
     assert "LOOKALIKE_THREADS" not in os.environ
-    assert Settings(_env_file=None).threads != 7  # type: ignore[call-arg]
+    assert Settings(_env_file=None).threads != 7
 
 
 def test_a_developers_setting_does_not_reach_the_tests() -> None:

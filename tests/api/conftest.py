@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,9 +34,7 @@ def api_settings(
 ) -> Settings:
     home = tmp_path_factory.mktemp("api-home")
     catalog = write_catalog(home / "catalog.csv", dataset, api_rows, first_price=5)
-    settings = Settings(  # type: ignore[call-arg]
-        home=home, model_cache=model_cache, api_keys=API_KEY, _env_file=None
-    )
+    settings = Settings(home=home, model_cache=model_cache, api_keys=API_KEY, _env_file=None)
     engine = Engine(settings)
     engine.ingest(read_catalog(catalog).records)
     engine.close()
@@ -45,6 +45,13 @@ def api_settings(
 def client(api_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings)) as c:
         yield c
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging each request to stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def oversized_body(head: bytes, limit: int) -> Iterator[bytes]:

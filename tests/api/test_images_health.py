@@ -11,7 +11,9 @@ from PIL import Image
 pytestmark = pytest.mark.dataset
 
 
-def test_original_and_thumbnail_with_etag(client: TestClient, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_original_and_thumbnail_with_etag(
+    client: TestClient, api_rows: list[dict[str, str]]
+) -> None:
     sku = api_rows[5]["id"]
     r = client.get(f"/api/v1/images/{sku}")
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"

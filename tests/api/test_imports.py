@@ -7,23 +7,24 @@ import io
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from lookalike.api.app import create_app
 from lookalike.config import Settings
-from tests.api.conftest import AUTH
+from tests.api.conftest import AUTH, QuietHandler
 
 pytestmark = pytest.mark.dataset
 
 
-def _wait(client: TestClient, job_id: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+def _wait(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/imports/{job_id}").json()
+        job: dict[str, Any] = client.get(f"/api/v1/imports/{job_id}").json()
         if job["status"] in ("done", "failed"):
-            return job  # type: ignore[no-any-return]
+            return job
         time.sleep(0.2)
     raise AssertionError(f"import {job_id} did not finish")
 
@@ -37,8 +38,8 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 def test_csv_with_zip_imports_with_row_errors(
-    client: TestClient, dataset: Path, dataset_rows
-) -> None:  # type: ignore[no-untyped-def]
+    client: TestClient, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     rows = dataset_rows[100:110]
     images = {f"img/{r['id']}.jpg": (dataset / r["file"]).read_bytes() for r in rows}
     images["img/broken.jpg"] = b"not an image"
@@ -51,13 +52,13 @@ def test_csv_with_zip_imports_with_row_errors(
     w.writerow(["imp-escape", "/etc/passwd", "x", "y"])
     w.writerow(["imp-dotdot", "../../catalog.db", "x", "y"])
     w.writerow(["", "img/x.jpg", "no sku", "y"])
-    r = client.post(
+    started = client.post(
         "/api/v1/imports",
         files={"catalog": ("c.csv", out.getvalue().encode()), "images": ("i.zip", _zip(images))},
         headers=AUTH,
     )
-    assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["id"])
+    assert started.status_code == 202, started.text
+    job = _wait(client, started.json()["id"])
     assert job["status"] == "done", job
     assert job["added"] == 10 and job["processed"] == job["total"] == 14
     reasons = {e["sku"]: e["reason"] for e in job["errors"]}
@@ -102,8 +103,8 @@ def test_wrong_columns_fail_visibly(client: TestClient) -> None:
 
 
 def test_interrupted_job_resumes_after_restart(
-    api_settings: Settings, dataset: Path, dataset_rows
-) -> None:  # type: ignore[no-untyped-def]
+    api_settings: Settings, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     from lookalike.engine import Engine
 
     rows = dataset_rows[120:124]
@@ -126,13 +127,14 @@ def test_interrupted_job_resumes_after_restart(
             c.delete(f"/api/v1/products/restart-{r['id']}", headers=AUTH)
 
 
-def test_import_with_image_urls(api_settings: Settings, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+def test_import_with_image_urls(
+    api_settings: Settings, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     import functools
     import http.server
     import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dataset))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    handler = functools.partial(QuietHandler, directory=str(dataset))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"

@@ -6,16 +6,20 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from lookalike.api.app import create_app
+from lookalike.api.services import Services
 from lookalike.config import Settings
 from tests.api.conftest import AUTH, oversized_body
 
 pytestmark = pytest.mark.dataset
 
 
-def test_list_page_search_and_categories(client: TestClient, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_list_page_search_and_categories(
+    client: TestClient, api_rows: list[dict[str, str]]
+) -> None:
     page = client.get("/api/v1/products", params={"page": 2, "page_size": 25}).json()
     assert page["total"] == 60 and page["page"] == 2 and len(page["items"]) == 25
     word = api_rows[0]["title"].split()[0]
@@ -28,7 +32,7 @@ def test_list_page_search_and_categories(client: TestClient, api_rows) -> None: 
     assert in_cat["total"] == cats[0]["count"]
 
 
-def test_get_and_similar(client: TestClient, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_get_and_similar(client: TestClient, api_rows: list[dict[str, str]]) -> None:
     sku = api_rows[2]["id"]
     product = client.get(f"/api/v1/products/{sku}").json()
     assert product["sku"] == sku and product["metadata"]["color"] == api_rows[2]["color"]
@@ -39,7 +43,9 @@ def test_get_and_similar(client: TestClient, api_rows) -> None:  # type: ignore[
     assert client.get("/api/v1/products/nope-123/similar").status_code == 404
 
 
-def test_writes_need_the_key(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_writes_need_the_key(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     photo = (dataset / api_rows[0]["file"]).read_bytes()
     r = client.post("/api/v1/products", data={"sku": "x1"}, files={"image": ("a.jpg", photo)})
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
@@ -60,7 +66,9 @@ def test_writes_refused_when_no_key_is_configured(api_settings: Settings) -> Non
         assert r.status_code == 403 and "LOOKALIKE_API_KEYS" in r.json()["detail"]
 
 
-def test_create_update_delete_cycle(client: TestClient, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+def test_create_update_delete_cycle(
+    client: TestClient, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     # A photo that is not in the API catalog.
     row = dataset_rows[1]
     photo = (dataset / row["file"]).read_bytes()
@@ -113,7 +121,7 @@ def test_create_update_delete_cycle(client: TestClient, dataset: Path, dataset_r
     assert client.delete("/api/v1/products/new/sku 1", headers=AUTH).status_code == 404
 
 
-def test_bad_write_input(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_bad_write_input(client: TestClient, dataset: Path, api_rows: list[dict[str, str]]) -> None:
     photo = (dataset / api_rows[0]["file"]).read_bytes()
     r = client.post(
         "/api/v1/products",
@@ -178,9 +186,13 @@ def test_private_reads_and_cors(api_settings: Settings) -> None:
 
 
 def test_files_no_product_uses_are_swept(
-    client: TestClient, dataset: Path, dataset_rows, api_rows
-) -> None:  # type: ignore[no-untyped-def]
-    svc = client.app.state.services
+    client: TestClient,
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+    api_rows: list[dict[str, str]],
+) -> None:
+    assert isinstance(client.app, FastAPI)
+    svc: Services = client.app.state.services
     in_catalog = {r["id"] for r in api_rows}
     fresh = [r for r in dataset_rows if r["id"] not in in_catalog][-2:]
     a, b = ((dataset / r["file"]).read_bytes() for r in fresh[:2])

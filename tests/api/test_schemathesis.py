@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Err
 from schemathesis.python.asgi import shutdown_lifespans
 
 from lookalike.api.app import create_app
@@ -20,6 +21,8 @@ def test_no_server_errors(api_settings: Settings) -> None:
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", create_app(api_settings))
     checked = []
     for result in schema.get_all_operations():
+        if isinstance(result, Err):  # an operation the schema cannot describe: a bug here
+            raise result.err()
         operation = result.ok()
 
         @given(case=operation.as_strategy())

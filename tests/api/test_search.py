@@ -6,10 +6,12 @@ import base64
 import functools
 import http.server
 import io
+import socket
 import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +19,10 @@ from PIL import Image
 
 from lookalike.api.app import create_app
 from lookalike.config import Settings
-from tests.api.conftest import oversized_body
+from tests.api.conftest import QuietHandler, oversized_body
+
+if TYPE_CHECKING:
+    import httpx2  # what TestClient's responses are
 
 pytestmark = pytest.mark.dataset
 
@@ -26,7 +31,9 @@ def _photo(dataset: Path, row: dict[str, str]) -> bytes:
     return (dataset / row["file"]).read_bytes()
 
 
-def test_upload_finds_the_product_itself(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_upload_finds_the_product_itself(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     row = api_rows[4]
     r = client.post(
         "/api/v1/search",
@@ -43,7 +50,9 @@ def test_upload_finds_the_product_itself(client: TestClient, dataset: Path, api_
     assert first["product"]["thumbnail_url"].endswith("?size=thumb")
 
 
-def test_json_base64_and_filters(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_json_base64_and_filters(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     payload = {
         "image_base64": base64.b64encode(_photo(dataset, api_rows[0])).decode(),
         "k": 4,
@@ -59,7 +68,9 @@ def test_json_base64_and_filters(client: TestClient, dataset: Path, api_rows) ->
     assert "Spaceships" in r.json()["detail"] and "categories" in r.json()["detail"]
 
 
-def test_crop_box_is_applied(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_crop_box_is_applied(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     img = Image.open(dataset / api_rows[1]["file"])
     r = client.post(
         "/api/v1/search",
@@ -82,12 +93,12 @@ def test_crop_box_is_applied(client: TestClient, dataset: Path, api_rows) -> Non
     assert bad.status_code == 400 and "outside" in bad.json()["detail"]
 
 
-def _problem(r, status: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _problem(r: httpx2.Response, status: int) -> dict[str, Any]:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert body["status"] == status and body["detail"] and body["title"]
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def test_not_an_image_is_415_by_content_not_name(client: TestClient) -> None:
@@ -97,7 +108,9 @@ def test_not_an_image_is_415_by_content_not_name(client: TestClient) -> None:
     assert "not a recognised image" in _problem(r, 415)["detail"]
 
 
-def test_truncated_image_is_400(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_image_is_400(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     data = _photo(dataset, api_rows[2])
     _problem(
         client.post(
@@ -118,7 +131,9 @@ def test_decompression_bomb_is_413(client: TestClient) -> None:
     _problem(client.post("/api/v1/search", files={"image": ("b.png", png, "image/png")}), 413)
 
 
-def test_parameter_errors(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_parameter_errors(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     photo = _photo(dataset, api_rows[0])
     _problem(client.post("/api/v1/search", files={"image": ("q.jpg", photo)}, data={"k": "0"}), 422)
     # A form field's 422 lists its errors like a query parameter's (issue #12, new-user 5).
@@ -176,8 +191,7 @@ def test_ssrf_attempts_are_refused(client: TestClient, url: str) -> None:
 @pytest.fixture
 def image_server(dataset: Path) -> Iterator[str]:
     """A real HTTP server on loopback serving the dev images."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dataset))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    handler = functools.partial(QuietHandler, directory=str(dataset))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -188,7 +202,7 @@ def image_server(dataset: Path) -> Iterator[str]:
 def test_image_url_fetched_when_private_addresses_allowed(
     api_settings: Settings,
     image_server: str,
-    api_rows,  # type: ignore[no-untyped-def]
+    api_rows: list[dict[str, str]],
 ) -> None:
     settings = api_settings.model_copy(update={"allow_private_urls": True})
     with TestClient(create_app(settings)) as c:
@@ -201,7 +215,9 @@ def test_image_url_fetched_when_private_addresses_allowed(
         assert missing.status_code == 400 and "404" in missing.json()["detail"]
 
 
-def test_concurrent_searches_are_micro_batched(client: TestClient, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_searches_are_micro_batched(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     photos = [_photo(dataset, r) for r in api_rows[:16]]
@@ -255,8 +271,8 @@ def test_url_fetch_connects_to_the_checked_address(monkeypatch: pytest.MonkeyPat
 
     # The name resolves to a public address at check time; the request must go to that
     # address (with the original Host), so a second DNS answer cannot redirect it.
-    monkeypatch.setattr(
-        fetch.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 0))]
+    monkeypatch.setattr(  # socket: the module fetch resolves names with
+        socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 0))]
     )
     target, headers, ext = fetch._pinned(
         "https://shop.example:8443/a.jpg",
@@ -294,8 +310,8 @@ def test_degenerate_photos_get_similar_results(
 def test_crop_that_is_not_a_finite_number_is_400(
     client: TestClient,
     dataset: Path,
-    api_rows,
-    crop: str,  # type: ignore[no-untyped-def]
+    api_rows: list[dict[str, str]],
+    crop: str,
 ) -> None:
     # Issue #12 D2: these gave 500 (OverflowError).
     r = client.post(

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.dataset
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_uvicorn_process_serves_search(api_settings: Settings, dataset: Path, api_rows) -> None:  # type: ignore[no-untyped-def]
+def test_uvicorn_process_serves_search(
+    api_settings: Settings, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
     env = {
         "LOOKALIKE_HOME": str(api_settings.home),
         "LOOKALIKE_MODEL_CACHE": str(api_settings.model_cache),

@@ -56,11 +56,12 @@ def _batchnorm_mismatch(model: torch.nn.Module, x: torch.Tensor) -> float:
     def hook(mod: torch.nn.BatchNorm2d, inp: tuple[torch.Tensor], _out: torch.Tensor) -> None:
         i = inp[0]
         mu, var = i.mean((0, 2, 3)), i.var((0, 2, 3)).clamp_min(1e-3)
-        rm, rv = mod.running_mean, mod.running_var.clamp_min(1e-3)  # type: ignore[union-attr]
+        assert mod.running_mean is not None and mod.running_var is not None
+        rm, rv = mod.running_mean, mod.running_var.clamp_min(1e-3)
         kls.append(float((0.5 * (torch.log(rv / var) + (var + (mu - rm) ** 2) / rv - 1)).mean()))
 
     hooks = [
-        m.register_forward_hook(hook)  # type: ignore[arg-type]
+        m.register_forward_hook(hook)
         for m in model.modules()
         if isinstance(m, torch.nn.BatchNorm2d)
     ]

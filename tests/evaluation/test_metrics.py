@@ -8,7 +8,8 @@ from lookalike.evaluation.metrics import leave_one_out
 
 def _vectors(points: list[list[float]]) -> np.ndarray:
     v = np.asarray(points, dtype=np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
 
 
 def test_map_at_r_by_hand() -> None:

@@ -27,8 +27,8 @@ def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
     return buf.getvalue()
 
 
-def _load(data: bytes, **kw: object) -> Image.Image:
-    return load_image(data, "test-image", max_pixels=MAX_PIXELS, **kw).pixels  # type: ignore[arg-type]
+def _load(data: bytes, *, target_size: int | None = None) -> Image.Image:
+    return load_image(data, "test-image", max_pixels=MAX_PIXELS, target_size=target_size).pixels
 
 
 def test_plain_jpeg_decodes_to_rgb_with_sha() -> None:

@@ -14,13 +14,16 @@ def _product_on_white(w: int = 300, h: int = 400) -> Image.Image:
 
 def test_every_mode_gives_a_model_sized_square() -> None:
     for mode in ("trim", "pad", "crop"):
-        sq = to_square(_product_on_white(), mode)  # type: ignore[arg-type]
+        sq = to_square(_product_on_white(), mode)
         assert sq.shape == (INPUT_SIZE, INPUT_SIZE, 3) and sq.dtype == np.uint8
 
 
 def test_trim_makes_the_product_fill_the_frame() -> None:
     img = _product_on_white()
-    blue = lambda sq: ((sq[..., 2] > 150) & (sq[..., 0] < 100)).mean()  # noqa: E731
+
+    def blue(sq: np.ndarray) -> float:
+        return float(((sq[..., 2] > 150) & (sq[..., 0] < 100)).mean())
+
     assert blue(to_square(img, "trim")) > 0.7
     assert blue(to_square(img, "pad")) < 0.15
 

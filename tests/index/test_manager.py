@@ -43,7 +43,9 @@ def test_apply_switches_to_ivf_when_catalog_outgrows_exact_search(tmp_path: Path
     manager = IndexManager(store, tmp_path / "ix", "m1", 8, exact_max=100)
     index, _ = manager.load()
     ids = _fill(store, 400)
-    vecs = np.stack([store.vector(i, "m1") for i in ids])  # type: ignore[misc]
+    stored = [store.vector(i, "m1") for i in ids]
+    vecs = np.stack([v for v in stored if v is not None])
+    assert len(vecs) == len(ids)
     index = manager.apply(index, np.array(ids), vecs, np.empty(0, np.int64))
     assert index.manifest.kind == "ivf" and len(index) == 400
     report = manager.check(index)

@@ -13,7 +13,8 @@ def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(50, dim))
     x = centres[rng.integers(0, 50, n)] + 0.5 * rng.normal(size=(n, dim))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    unit: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return unit
 
 
 @pytest.fixture(params=["flat", "ivf"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,13 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, settings: Settings) -> Engine:
+def engine(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Engine]:
     if request.param == "postgresql":
         settings = settings.model_copy(
             update={"database_url": request.getfixturevalue("database_url_pg")}
         )
     e = Engine(settings)
-    yield e  # type: ignore[misc]
+    yield e
     e.close()
 
 
@@ -55,7 +56,8 @@ def test_ingest_is_idempotent_and_tracks_changes(engine: Engine, slice_catalog: 
     _write(slice_catalog, rows)
     changed = engine.ingest(read_catalog(slice_catalog).records)
     assert (changed.updated, changed.unchanged, changed.embedded) == (2, 198, 1)
-    assert engine.store.get(rows[0]["sku"]).title == "Renamed product"  # type: ignore[union-attr]
+    renamed = engine.store.get(rows[0]["sku"])
+    assert renamed is not None and renamed.title == "Renamed product"
     assert engine.check_index()["consistent"]
     engine.delete([r["sku"] for r in rows])  # leave the shared PostgreSQL database empty
 
@@ -133,9 +135,10 @@ def test_changing_model_settings_never_mixes_versions(
     assert other.similar(records[0].sku, k=3)
     summary = other.reembed()
     assert summary.embedded == 12
-    assert other.store.active_model_version() == other.model_config.version
-    assert other.model_config.preprocessing == "crop"
-    assert list(other.store.stats()["embeddings"]) == [other.model_config.version]
+    reembedded = other.model_config  # a fresh read (mypy still holds the "trim" above)
+    assert other.store.active_model_version() == reembedded.version
+    assert reembedded.preprocessing == "crop"
+    assert list(other.store.stats()["embeddings"]) == [reembedded.version]
     other.close()
 
 

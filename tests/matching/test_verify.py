@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from lookalike.matching.features import catalog_features, query_features
 from lookalike.matching.verify import Query, verify
@@ -44,7 +45,7 @@ def test_a_product_off_to_the_side_is_matched_but_not_the_exact_match() -> None:
 
 def test_a_mirrored_product_is_not_a_match() -> None:
     product = poster(1)
-    mirrored = photograph(product, seed=5).transpose(0)  # FLIP_LEFT_RIGHT
+    mirrored = photograph(product, seed=5).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     result = verify(Query.of(query_features(mirrored)), catalog_features(product))
     assert not result.is_exact(MIN_INLIERS, MIN_COVERAGE)
 

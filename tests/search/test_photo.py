@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +37,9 @@ def engine(
     smvs_rows: list[dict[str, str]],
     dataset: Path,
     dataset_rows: list[dict[str, str]],
-) -> Engine:
+) -> Iterator[Engine]:
     home = tmp_path_factory.mktemp("photo-home")
-    e = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))  # type: ignore[call-arg]
+    e = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))
     fashion = read_catalog(write_catalog(home / "fashion.csv", dataset, dataset_rows[:60]))
     covers = [
         CatalogRecord(r["product_id"], smvs / r["file"], r["file"], None, "DVD cover")
@@ -47,7 +48,7 @@ def engine(
     ]
     summary = e.ingest(fashion.records + covers)
     assert not summary.failed
-    yield e  # type: ignore[misc]
+    yield e
     e.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,12 @@ pytestmark = pytest.mark.dataset
 @pytest.fixture(scope="module")
 def engine(
     tmp_path_factory: pytest.TempPathFactory, model_cache: Path, request: pytest.FixtureRequest
-) -> Engine:
+) -> Iterator[Engine]:
     slice_catalog = request.getfixturevalue("module_slice_catalog")
     home = tmp_path_factory.mktemp("search-home")
-    e = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))  # type: ignore[call-arg]
+    e = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))
     e.ingest(read_catalog(slice_catalog).records)
-    yield e  # type: ignore[misc]
+    yield e
     e.close()
 
 

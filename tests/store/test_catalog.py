@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -9,14 +12,30 @@ from lookalike.store import CatalogStore, ProductData
 
 
 @pytest.fixture
-def store(database_url: str) -> CatalogStore:
+def store(database_url: str) -> Iterator[CatalogStore]:
     s = CatalogStore(database_url)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
-def _p(sku: str, sha: str = "a" * 64, **kw: object) -> ProductData:
-    return ProductData(sku=sku, image_path=f"/img/{sku}.jpg", image_sha256=sha, **kw)  # type: ignore[arg-type]
+def _p(
+    sku: str,
+    sha: str = "a" * 64,
+    *,
+    title: str | None = None,
+    category: str | None = None,
+    price: float | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> ProductData:
+    return ProductData(
+        sku=sku,
+        image_path=f"/img/{sku}.jpg",
+        image_sha256=sha,
+        title=title,
+        category=category,
+        price=price,
+        attributes=attributes or {},
+    )
 
 
 def _v(seed: int, dim: int = 8) -> np.ndarray:
@@ -57,14 +76,16 @@ def test_update_keeps_id_and_new_image_drops_old_model_vectors(store: CatalogSto
     (pid2,) = store.upsert([(_p("s1", "c" * 64, title="new"), _v(4))], "m2")
     assert pid2 == pid
     assert store.vector(pid, "m1") is None  # stale: describes the old image
-    assert np.allclose(store.vector(pid, "m2"), _v(4))  # type: ignore[arg-type]
+    vector = store.vector(pid, "m2")
+    assert vector is not None and np.allclose(vector, _v(4))
     assert store.embedded(["s1"], "m2")["s1"].image_sha256 == "c" * 64
 
 
 def test_metadata_only_update_keeps_vector(store: CatalogStore) -> None:
     (pid,) = store.upsert([(_p("s1", title="old"), _v(1))], "m1")
     store.upsert([(_p("s1", title="new"), None)], "m1")
-    assert store.get("s1").title == "new"  # type: ignore[union-attr]
+    got = store.get("s1")
+    assert got is not None and got.title == "new"
     assert store.vector(pid, "m1") is not None
 
 

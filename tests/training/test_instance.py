@@ -23,7 +23,7 @@ from lookalike.training.trainer import TrainOptions, train
 def settings(tmp_path: Path) -> Settings:
     """A model folder of its own: the shared one's registry must hold only the version
     test_training registers."""
-    return Settings(home=tmp_path / "home", model_cache=tmp_path / "models", _env_file=None)  # type: ignore[call-arg]
+    return Settings(home=tmp_path / "home", model_cache=tmp_path / "models", _env_file=None)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
 from tests.server import running_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web" / "dist"
@@ -30,7 +34,7 @@ def need(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
-def shot(page, name: str, full_page: bool = True) -> Path:  # type: ignore[no-untyped-def]
+def shot(page: Page, name: str, full_page: bool = True) -> Path:
     """A screenshot under SHOTS (``name`` may hold a sub-folder)."""
     path = SHOTS / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +42,7 @@ def shot(page, name: str, full_page: bool = True) -> Path:  # type: ignore[no-un
     return path
 
 
-def drag_crop(page, left: float, top: float, right: float, bottom: float) -> None:  # type: ignore[no-untyped-def]
+def drag_crop(page: Page, left: float, top: float, right: float, bottom: float) -> None:
     """Draw a crop box on the query image (fractions of its size), as a person would."""
     box = page.get_by_test_id("query-image").bounding_box()
     assert box is not None
@@ -57,7 +61,7 @@ def catalog_server(
     real server process; yields the base URL."""
     need((WEB / "index.html").exists(), f"front end not built at {WEB} (run `make web`)")
     need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    engine = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))  # type: ignore[call-arg]
+    engine = Engine(Settings(home=home, model_cache=model_cache, _env_file=None))
     engine.ingest(read_catalog(catalog).records)
     engine.close()
     base_env = {
@@ -70,7 +74,7 @@ def catalog_server(
 
 
 @pytest.fixture(scope="session")
-def browser():  # type: ignore[no-untyped-def]
+def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
@@ -93,7 +97,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def page(browser, server: str):  # type: ignore[no-untyped-def]
+def page(browser: Browser, server: str) -> Iterator[Page]:
     context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
     pg = context.new_page()
     pg.set_default_timeout(20_000)

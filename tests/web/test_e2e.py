@@ -11,11 +11,15 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import write_catalog
 from tests.web.conftest import catalog_server, drag_crop, shot
+
+if TYPE_CHECKING:
+    from playwright.sync_api import FilePayload, Page, Route
 
 pytestmark = pytest.mark.dataset
 KEY = "e2e-key-123456"
@@ -23,15 +27,18 @@ KEY = "e2e-key-123456"
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, model_cache: Path, dataset: Path, dataset_rows
-) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache: Path,
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+) -> Iterator[str]:
     home = tmp_path_factory.mktemp("e2e-home")
     catalog = write_catalog(home / "catalog.csv", dataset, dataset_rows[::2][:80])
     with catalog_server(home, model_cache, catalog, {"LOOKALIKE_API_KEYS": KEY}) as base:
         yield base
 
 
-def _query_row(dataset: Path, dataset_rows, category: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _query_row(dataset: Path, dataset_rows: list[dict[str, str]], category: str) -> dict[str, str]:
     in_catalog = {r["id"] for r in dataset_rows[::2][:80]}
     with (dataset / "labels.csv").open(newline="") as f:
         return next(
@@ -39,7 +46,9 @@ def _query_row(dataset: Path, dataset_rows, category: str) -> dict[str, str]:  #
         )
 
 
-def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+def test_upload_a_photo_and_see_look_alikes(
+    page: Page, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     start = time.monotonic()
     page.goto("/")
     page.get_by_text("Drop a product photo here").wait_for()
@@ -65,7 +74,7 @@ def test_upload_a_photo_and_see_look_alikes(page, dataset: Path, dataset_rows) -
     )
 
 
-def test_crop_searches_again(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+def test_crop_searches_again(page: Page, dataset: Path, dataset_rows: list[dict[str, str]]) -> None:
     page.goto("/")
     row = _query_row(dataset, dataset_rows, "Tshirts")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))
@@ -76,7 +85,7 @@ def test_crop_searches_again(page, dataset: Path, dataset_rows) -> None:  # type
     shot(page, "crop-search")
 
 
-def test_browse_similar_products_and_go_back(page, server: str) -> None:  # type: ignore[no-untyped-def]
+def test_browse_similar_products_and_go_back(page: Page, server: str) -> None:
     page.goto("/catalog")
     page.get_by_test_id("product-card").first.wait_for()
     shot(page, "catalog")
@@ -95,7 +104,9 @@ def test_browse_similar_products_and_go_back(page, server: str) -> None:  # type
     page.get_by_role("heading", name="Similar products").wait_for()
 
 
-def test_add_and_delete_a_product_with_the_key(page, dataset: Path, dataset_rows) -> None:  # type: ignore[no-untyped-def]
+def test_add_and_delete_a_product_with_the_key(
+    page: Page, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     page.goto("/manage")
     page.get_by_label("API key").fill(KEY)
     page.get_by_role("button", name="Use this key").click()
@@ -116,7 +127,9 @@ def test_add_and_delete_a_product_with_the_key(page, dataset: Path, dataset_rows
     assert "no product" in page.get_by_role("alert").inner_text().lower()
 
 
-def test_import_shows_progress_to_100(page, dataset: Path, dataset_rows, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_shows_progress_to_100(
+    page: Page, dataset: Path, dataset_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
     rows = dataset_rows[150:160]
     images = io.BytesIO()
     with zipfile.ZipFile(images, "w") as z:
@@ -152,13 +165,17 @@ def test_import_shows_progress_to_100(page, dataset: Path, dataset_rows, tmp_pat
 
 
 def test_a_picked_file_is_checked_in_the_browser_then_searched_at_once(
-    page, dataset: Path, dataset_rows
-) -> None:  # type: ignore[no-untyped-def]
+    page: Page, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     searches: list[str] = []
     page.on("request", lambda r: searches.append(r.method) if "/api/v1/search" in r.url else None)
     page.goto("/")
     # A text file renamed .jpg: refused by name before any upload, with no broken preview.
-    text = {"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo at all\n"}
+    text: FilePayload = {
+        "name": "holiday.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": b"not a photo at all\n",
+    }
     page.get_by_test_id("file-input").set_input_files(files=[text])
     assert "“holiday.jpg” is not an image" in page.get_by_role("alert").inner_text()
     assert page.get_by_test_id("query-image").count() == 0
@@ -184,11 +201,10 @@ def test_a_picked_file_is_checked_in_the_browser_then_searched_at_once(
     assert searches == ["POST"]  # one search, and none for the text file
 
 
-def test_errors_are_shown_plainly(page) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_shown_plainly(page: Page) -> None:
     page.goto("/")
-    page.get_by_test_id("file-input").set_input_files(
-        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"}]
-    )
+    notes: FilePayload = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"}
+    page.get_by_test_id("file-input").set_input_files(files=[notes])
     assert "not an image" in page.get_by_role("alert").inner_text()
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.goto("/catalog")
@@ -198,8 +214,8 @@ def test_errors_are_shown_plainly(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_photographed_product_gets_the_exact_match_badge(
-    page, dataset: Path, dataset_rows
-) -> None:  # type: ignore[no-untyped-def]
+    page: Page, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
     # A catalog product's own photo: the product is verified by its local features.
     row = dataset_rows[::2][5]
     page.goto("/")
@@ -212,11 +228,11 @@ def test_the_photographed_product_gets_the_exact_match_badge(
     assert cards.nth(1).get_attribute("data-match") == "similar"
 
 
-def test_api_docs_work_offline(page, server: str) -> None:  # type: ignore[no-untyped-def]
+def test_api_docs_work_offline(page: Page, server: str) -> None:
     # Everything not from this server is cut off: Swagger UI must come from the build.
     outside: list[str] = []
 
-    def only_local(route) -> None:  # type: ignore[no-untyped-def]
+    def only_local(route: Route) -> None:
         if route.request.url.startswith(server):
             route.continue_()
         else:

@@ -13,10 +13,14 @@ import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.web.conftest import catalog_server, drag_crop, need, shot
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CLIPART = Path(os.environ.get("LOOKALIKE_CLIPART_DIR", "/usr/share/openclipart/png"))
 # Folders that look like shop departments, and their category names.
@@ -69,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
         yield base
 
 
-def test_screenshots_of_search_crop_catalog_and_product_pages(page) -> None:  # type: ignore[no-untyped-def]
+def test_screenshots_of_search_crop_catalog_and_product_pages(page: Page) -> None:
     page.goto("/")
     page.get_by_test_id("file-input").set_input_files(str(CLIPART / QUERY))
     page.get_by_test_id("query-image").wait_for()
