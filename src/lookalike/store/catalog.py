@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -52,18 +53,9 @@ class ProductData:
         return _fields(self) == _fields(other)
 
 
-_FIELDS = [
-    "sku",
-    "title",
-    "category",
-    "price",
-    "currency",
-    "url",
-    "image_path",
-    "image_sha256",
-    "image_width",
-    "image_height",
-]
+# The columns a ProductData and a products row share one to one (the attributes are a JSON
+# column, the id the database's), derived so the two cannot drift apart.
+_FIELDS = [f.name for f in dataclasses.fields(ProductData) if f.name not in ("attributes", "id")]
 
 
 def _fields(p: ProductData) -> tuple[Any, ...]:
