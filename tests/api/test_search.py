@@ -304,6 +304,30 @@ def test_degenerate_photos_get_similar_results(
     assert results and all(x["match"] == "similar" for x in results)
 
 
+def test_a_crop_of_a_big_photo_is_in_the_files_own_pixels(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    """A big JPEG is decoded at a fraction of its size (2700 x 1800 at 1/4): the box the
+    user drew on it is still in its own pixels, as the web app sends it."""
+    side = (1350, 1800)
+    left, right = (
+        Image.open(dataset / api_rows[n]["file"]).convert("RGB").resize(side) for n in (5, 1)
+    )
+    canvas = Image.new("RGB", (2 * side[0], side[1]), "white")
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (side[0], 0))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=90)
+    for x, row in ((0, api_rows[5]), (side[0], api_rows[1])):
+        r = client.post(
+            "/api/v1/search",
+            files={"image": ("big.jpg", buf.getvalue(), "image/jpeg")},
+            data={"crop": f"{x},0,{side[0]},{side[1]}", "k": "1"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["results"][0]["product"]["sku"] == row["id"]
+
+
 @pytest.mark.parametrize(
     "crop", ["inf,0,5,5", "0,0,inf,5", "-inf,0,5,5", "1e400,0,5,5", "nan,0,5,5"]
 )

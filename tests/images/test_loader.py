@@ -160,7 +160,20 @@ def test_unsupported_format_is_refused() -> None:
 def test_large_jpeg_decodes_at_reduced_size() -> None:
     data = _encode(Image.new("RGB", (2000, 1600), (10, 200, 10)), "JPEG")
     loaded = load_image(data, "big.jpg", max_pixels=MAX_PIXELS, target_size=448)
-    assert 448 <= min(loaded.width, loaded.height) < 1600
+    assert 448 <= min(loaded.pixels.size) < 1600
+    # The size is the file's, so that crop boxes and stored sizes mean its pixels.
+    assert (loaded.width, loaded.height) == (2000, 1600)
+
+
+def test_size_is_the_files_after_exif_orientation() -> None:
+    img = Image.new("RGB", (2000, 1600), (10, 200, 10))
+    exif = img.getexif()
+    exif[0x0112] = 6  # turned 90 degrees
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    loaded = load_image(buf.getvalue(), "turned.jpg", max_pixels=MAX_PIXELS, target_size=448)
+    assert (loaded.width, loaded.height) == (1600, 2000)
+    assert loaded.pixels.height > loaded.pixels.width
 
 
 def test_broken_gifs_are_corrupt_images_not_crashes() -> None:

@@ -33,10 +33,10 @@ ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"
 class LoadedImage:
     """A decoded picture and the facts about the file it came from."""
 
-    pixels: Image.Image  # mode RGB
+    pixels: Image.Image  # mode RGB; a big JPEG may be decoded smaller (``target_size``)
     sha256: str
     format: str
-    width: int  # after EXIF orientation
+    width: int  # of the picture in the file, after EXIF orientation (not of ``pixels``)
     height: int
 
 
@@ -100,15 +100,19 @@ def load_image(
                 # Ask libjpeg for a downscaled decode no smaller than the target.
                 img.draft(img.mode, (target_size, target_size))
             img.load()
-            rgb = _apply_orientation(_to_rgb(img), img.getexif().get(_ORIENTATION_TAG))
+            orientation = img.getexif().get(_ORIENTATION_TAG)
+            rgb = _apply_orientation(_to_rgb(img), orientation)
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(source, str(exc)) from None
         except Exception as exc:  # Pillow's decoders raise IndexError, struct.error, ...
             raise CorruptImageError(source, f"cannot decode image: {exc}") from None
-    return LoadedImage(rgb, digest, fmt, rgb.width, rgb.height)
+    if orientation in _TURNED:
+        width, height = height, width
+    return LoadedImage(rgb, digest, fmt, width, height)
 
 
 _ORIENTATION_TAG = 0x0112
+_TURNED = {5, 6, 7, 8}  # orientations that swap width and height
 
 
 def _apply_orientation(rgb: Image.Image, orientation: int | None) -> Image.Image:

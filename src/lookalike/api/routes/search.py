@@ -174,5 +174,10 @@ def _crop(image: LoadedImage, crop: Crop) -> LoadedImage:
             f"crop {crop.x},{crop.y},{crop.w},{crop.h} lies outside the "
             f"{image.width}x{image.height} image",
         )
-    pixels = image.pixels.crop((crop.x, crop.y, crop.x + crop.w, crop.y + crop.h))
+    # The box is in the file's pixels; a big JPEG was decoded smaller (loader target_size).
+    sx, sy = image.pixels.width / image.width, image.pixels.height / image.height
+    left, top = round(crop.x * sx), round(crop.y * sy)
+    right = max(left + 1, round((crop.x + crop.w) * sx))
+    bottom = max(top + 1, round((crop.y + crop.h) * sy))
+    pixels = image.pixels.crop((left, top, right, bottom))
     return dataclasses.replace(image, pixels=pixels, width=crop.w, height=crop.h)
