@@ -7,12 +7,13 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +28,7 @@ from rich.table import Table
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.errors import CatalogFileError, LookalikeError
+from lookalike.ingest.pipeline import RecordEmbedder
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 
 app = typer.Typer(
@@ -111,17 +113,31 @@ def ingest(
     show_failures: int = typer.Option(
         20, envvar="LOOKALIKE_SHOW_FAILURES", help="Failures listed."
     ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray",
+        envvar="LOOKALIKE_RAY",
+        metavar="auto|ADDRESS",
+        help="Embed on a Ray cluster: auto (the one this machine joined), HOST:PORT of its "
+        "head node, or ray://HOST:PORT. Writes stay here. Needs the 'ray' extra.",
+    ),
+    ray_workers: int = typer.Option(
+        0, envvar="LOOKALIKE_RAY_WORKERS", min=0, help="Ray workers (0: one per CPU)."
+    ),
 ) -> None:
     """Add or update the products of a catalog (idempotent: unchanged ones are skipped)."""
     from lookalike.ingest.readers import read_catalog
 
-    with _engine() as engine:
+    with _engine() as engine, ExitStack() as stack:
         catalog = read_catalog(path)
         err.print(f"{len(catalog.records)} products read from {path}")
         if conflict := engine.settings_conflict():
             err.print(f"[yellow]note:[/] {conflict}")
+        embed = None
+        if ray_address is not None:
+            embed = stack.enter_context(_ray_embedding(ray_address, engine, ray_workers))
         with _progress("ingest", len(catalog.records)) as advance:
-            summary = engine.ingest(catalog.records, advance)
+            summary = engine.ingest(catalog.records, advance, embed=embed)
         failures = catalog.errors + summary.failed
         table = Table(title="ingest summary", show_header=False)
         embedded = (
@@ -145,6 +161,30 @@ def ingest(
             err.print(f"... and {len(failures) - show_failures} more failures")
         if engine.last_sync and engine.last_sync.rebuilt and not engine.last_sync.first_build:
             err.print(f"[yellow]index was rebuilt from the database:[/] {engine.last_sync.reason}")
+
+
+@contextmanager
+def _ray_embedding(address: str, engine: Engine, workers: int) -> Iterator[RecordEmbedder]:
+    """Ray ingest's embedding hook, connected (ray is imported only here, only with --ray)."""
+    try:
+        import ray  # noqa: F401  (ray_ingest imports it lazily: check it is installed)
+
+        from lookalike.ingest.ray_ingest import RayEmbedding
+    except ImportError as exc:  # ray missing: say how to get it
+        hint = escape(f"pip install 'lookalike[ray]' ({exc})")
+        err.print(f"[red]error:[/] --ray needs Ray: {hint}")
+        raise typer.Exit(2) from None
+    ray_embed = RayEmbedding(address, engine.settings, workers=workers)
+    try:
+        ray_embed.connect()
+    except LookalikeError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    try:
+        err.print(f"embedding on Ray at {address} with {ray_embed.worker_count()} workers")
+        yield ray_embed
+    finally:
+        ray_embed.close()
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:

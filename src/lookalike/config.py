@@ -51,6 +51,21 @@ class Settings(BaseSettings):
         20_000, ge=0, description="Catalogs up to this size use exact search; larger ones IVF"
     )
     ann_target_recall: float = Field(0.95, gt=0.0, le=1.0)
+    index_backend: Literal["faiss", "annoy", "milvus"] = Field(
+        "faiss", description="Product index: faiss (default), annoy or milvus (docs/indexes.md)"
+    )
+    annoy_trees: int = Field(32, ge=1, le=1024, description="Annoy: trees in the forest")
+    annoy_delta_max: int = Field(
+        2_000, ge=0, description="Annoy: writes searched exactly before they fold into the forest"
+    )
+    milvus_uri: str | None = Field(
+        None, description="Milvus server URI or Milvus Lite file; default: index/milvus.db in home"
+    )
+    milvus_token: str = Field("", description="Milvus token (user:password or API key)")
+    milvus_collection: str = Field(
+        "lookalike", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Milvus collection prefix"
+    )
+    milvus_ef: int = Field(128, ge=1, description="Milvus HNSW search breadth (ef)")
 
     # Photo search: local features and geometric verification (docs/evaluation.md).
     local_features: bool = Field(

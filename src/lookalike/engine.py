@@ -27,9 +27,16 @@ from lookalike.errors import (
 from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
 from lookalike.images.query import combine, query_views
+from lookalike.index.base import ProductIndex
+from lookalike.index.factory import create_backend
 from lookalike.index.manager import IndexManager, SyncReport
-from lookalike.index.vector_index import VectorIndex
-from lookalike.ingest.pipeline import ImageLimits, IngestSummary, feature_blob, ingest_records
+from lookalike.ingest.pipeline import (
+    ImageLimits,
+    IngestSummary,
+    RecordEmbedder,
+    feature_blob,
+    ingest_records,
+)
 from lookalike.ingest.readers import CatalogRecord
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import LocalFeatures, query_features
@@ -47,7 +54,7 @@ class SearchSession:
     local-feature index (None when local features are off)."""
 
     embedder: Embedder
-    index: VectorIndex
+    index: ProductIndex
     version: str
     local_index: DescriptorIndex | None = None
 
@@ -74,7 +81,7 @@ class Engine:
         self.store = CatalogStore(settings.resolved_database_url)
         self._lock = threading.RLock()
         self._embedder: Embedder | None = None
-        self._index: VectorIndex | None = None
+        self._index: ProductIndex | None = None
         self._local: DescriptorIndex | None = None
         self._local_dirty = False
         self.last_sync: SyncReport | None = None
@@ -84,6 +91,7 @@ class Engine:
         self._dirty = False  # index changed in memory, not yet saved
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
         self._features_pool = ThreadPoolExecutor(1, thread_name_prefix="features")
+        self._backend = create_backend(settings)  # one per engine: Milvus connects once
 
     # ---- model and index ---------------------------------------------------------------
 
@@ -126,16 +134,11 @@ class Engine:
 
     def _manager(self, config: EmbedderConfig) -> IndexManager:
         return IndexManager(
-            self.store,
-            self.settings.index_dir,
-            config.version,
-            config.dim,
-            exact_max=self.settings.exact_search_max,
-            target_recall=self.settings.ann_target_recall,
+            self.store, self.settings.index_dir, config.version, config.dim, self._backend
         )
 
     @property
-    def index(self) -> VectorIndex:
+    def index(self) -> ProductIndex:
         with self._lock:
             if (
                 self._index is None
@@ -181,10 +184,14 @@ class Engine:
         if now - self._checked_at < max_age_s:
             return False
         self._checked_at = now
-        generation = self.store.generation()
-        if generation == self._generation:
+        if self.store.generation() == self._generation:
             return False
         with self._lock:
+            # Read again under the lock: a write of this process holds it from its commit
+            # to its index update, so a difference now is another process's write.
+            generation = self.store.generation()
+            if generation == self._generation:
+                return False
             self._save_dirty()
             self._index = None  # reloaded on next use: from disk if consistent, else rebuilt
             self._local = None
@@ -225,31 +232,37 @@ class Engine:
             self.store.set_active_model_version(self.model_config.version)
             self._active = self.model_config.version
         blob = feature_blob(features) if self.settings.local_features else None
-        (pid,) = self.store.upsert([(product, vector)], self.model_config.version, [blob])
-        if vector is not None:
-            with self._lock:
+        # One lock from the commit to the index update: a concurrent staleness check must
+        # not see this write's generation before the live index has it (it would drop the
+        # index and rebuild it from the database: issue #12, 46 rebuilds in 3 minutes).
+        with self._lock:
+            (pid,) = self.store.upsert([(product, vector)], self.model_config.version, [blob])
+            if vector is not None:
                 self._index = self.index_manager.apply(
                     self.index, np.array([pid]), vector[None, :], np.empty(0, np.int64), save=False
                 )
                 self._dirty = True
-        local = self.local_index
-        if local is not None and features is not None:
-            with self._lock:
+            local = self.local_index
+            if local is not None and features is not None:
                 self._local = self.local_manager.apply(
                     local, {pid: features}, np.empty(0, np.int64), save=False
                 )
                 self._local_dirty = True
-        self._committed()
+            self._committed()
         stored = self.store.get(product.sku)
         assert stored is not None
         return stored
 
     def ingest(
-        self, records: list[CatalogRecord], progress: Callable[[int], None] | None = None
+        self,
+        records: list[CatalogRecord],
+        progress: Callable[[int], None] | None = None,
+        embed: RecordEmbedder | None = None,
     ) -> IngestSummary:
         """Add or update ``records`` (idempotent: unchanged products are skipped), always
         with the catalog's own model, so versions never mix; ``settings_conflict`` says when
-        the settings name another model (``reembed`` switches)."""
+        the settings name another model (``reembed`` switches). ``embed`` embeds elsewhere
+        (a Ray cluster: ``lookalike.ingest.ray_ingest``); the writes stay here."""
         active = self.store.active_model_version()
         if active is None:
             wanted = EmbedderConfig.from_settings(self.settings).version
@@ -289,6 +302,7 @@ class Engine:
                 batch_size=self.settings.batch_size,
                 workers=self.settings.decode_workers,
                 local_features=local is not None,
+                embed=embed,
             )
         finally:
             with self._lock:
@@ -304,9 +318,9 @@ class Engine:
 
     def delete(self, skus: Sequence[str], *, save: bool = True) -> dict[str, int]:
         """Delete products by SKU; returns those that existed (sku -> id)."""
-        deleted = self.store.delete(skus)
-        if deleted:
-            with self._lock:
+        with self._lock:  # commit to index update, as in upsert_product
+            deleted = self.store.delete(skus)
+            if deleted:
                 add_ids, add_vectors, _ = _no_change(self.model_config.dim)
                 removed = np.fromiter(deleted.values(), dtype=np.int64)
                 self._index = self.index_manager.apply(
@@ -317,7 +331,7 @@ class Engine:
                 if local is not None:
                     self._local = self.local_manager.apply(local, {}, removed, save=save)
                     self._local_dirty = not save
-        self._committed()
+            self._committed()
         return deleted
 
     def settings_conflict(self) -> str | None:
@@ -490,7 +504,7 @@ class Engine:
 
     # ---- maintenance -------------------------------------------------------------------
 
-    def rebuild_index(self, kind: str | None = None) -> VectorIndex:
+    def rebuild_index(self, kind: str | None = None) -> ProductIndex:
         """Rebuild the product index (and the local-feature index) from the database."""
         with self._lock:
             self._index = self.index_manager.rebuild(kind)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.index.manager import IndexManager
+from lookalike.index.vector_index import FaissBackend
 from lookalike.store import CatalogStore, ProductData
 
 
@@ -40,7 +41,7 @@ def test_load_rebuilds_when_database_changed_behind_its_back(
 
 def test_apply_switches_to_ivf_when_catalog_outgrows_exact_search(tmp_path: Path) -> None:
     store = CatalogStore(f"sqlite:///{tmp_path / 'c.db'}")
-    manager = IndexManager(store, tmp_path / "ix", "m1", 8, exact_max=100)
+    manager = IndexManager(store, tmp_path / "ix", "m1", 8, FaissBackend(exact_max=100))
     index, _ = manager.load()
     ids = _fill(store, 400)
     stored = [store.vector(i, "m1") for i in ids]

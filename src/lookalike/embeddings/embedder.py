@@ -236,11 +236,16 @@ class TorchEmbedder(Embedder):
 def create_embedder(settings: Settings, config: EmbedderConfig | None = None) -> Embedder:
     """The production embedder for ``config`` (default: the one the settings name)."""
     config = config or EmbedderConfig.from_settings(settings)
+    model_path = model_file(config, settings.model_dir) or Path()
+    return OnnxEmbedder(config, model_path, settings.onnx_threads)
+
+
+def model_file(config: EmbedderConfig, model_dir: Path) -> Path | None:
+    """The ONNX file ``config`` runs (exported into ``model_dir`` on first use); None for
+    a colour-only config."""
     network = config.network
     if not config.uses_cnn:
-        model_path = Path()
-    elif network.onnx_file is not None:  # fine-tuned: exported by training
-        model_path = network.onnx_file
-    else:
-        model_path = onnx_model_path(network.spec, settings.model_dir)
-    return OnnxEmbedder(config, model_path, settings.onnx_threads)
+        return None
+    if network.onnx_file is not None:  # fine-tuned: exported by training
+        return network.onnx_file
+    return onnx_model_path(network.spec, model_dir)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.index.vector_index import MANIFEST_FILE, VectorIndex, ids_checksum
+from lookalike.index.base import IndexBackend, NoIndexError, ProductIndex
+from lookalike.index.vector_index import FaissBackend, ids_checksum
 from lookalike.store.catalog import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ class SyncReport:
 
 
 class IndexManager:
-    """Loads, rebuilds, updates and checks the index of one model version."""
+    """Loads, rebuilds, updates and checks the index of one model version, whatever its
+    backend (FAISS by default)."""
 
     def __init__(
         self,
@@ -35,25 +37,22 @@ class IndexManager:
         index_root: Path,
         model_version: str,
         dim: int,
-        *,
-        exact_max: int = 20_000,
-        target_recall: float = 0.95,
+        backend: IndexBackend | None = None,
     ) -> None:
         self.store = store
         self.model_version = model_version
         self.dim = dim
         self.folder = index_root / re.sub(r"[^A-Za-z0-9._-]+", "_", model_version)
-        self.exact_max = exact_max
-        self.target_recall = target_recall
+        self.backend: IndexBackend = backend or FaissBackend()
 
-    def load(self) -> tuple[VectorIndex, SyncReport]:
+    def load(self) -> tuple[ProductIndex, SyncReport]:
         """The saved index if it matches the database exactly; otherwise a rebuild."""
         ids = self.store.embedding_ids(self.model_version)
-        if not (self.folder / MANIFEST_FILE).exists():
+        try:
+            index = self.backend.load(self.folder, self.model_version, self.dim)
+        except NoIndexError:
             index = self.rebuild()
             return index, SyncReport(True, "no index yet", len(index), first_build=True)
-        try:
-            index = VectorIndex.load(self.folder)
         except ValueError as exc:
             reason: str | None = str(exc)
         else:
@@ -64,18 +63,10 @@ class IndexManager:
         index = self.rebuild()
         return index, SyncReport(True, reason, len(index))
 
-    def rebuild(self, kind: str | None = None) -> VectorIndex:
+    def rebuild(self, kind: str | None = None) -> ProductIndex:
         """Build from every embedding of the model version in the database, and save."""
         ids, vectors = self.vectors()
-        index = VectorIndex.build(
-            ids,
-            vectors,
-            self.model_version,
-            dim=self.dim,
-            exact_max=self.exact_max,
-            target_recall=self.target_recall,
-            kind=kind,  # type: ignore[arg-type]
-        )
+        index = self.backend.build(ids, vectors, self.model_version, self.dim, kind)
         index.save(self.folder)
         return index
 
@@ -91,36 +82,32 @@ class IndexManager:
 
     def apply(
         self,
-        index: VectorIndex,
+        index: ProductIndex,
         add_ids: np.ndarray,
         add_vectors: np.ndarray,
         remove_ids: np.ndarray,
         *,
         save: bool = True,
-    ) -> VectorIndex:
+    ) -> ProductIndex:
         """Apply a committed database change to the index (and save it, unless the caller
-        saves later). A catalog that outgrew exact search (or shrank back) gets the other
-        index kind by a rebuild."""
+        saves later). An index its backend says has outgrown its kind (FAISS: a catalog
+        that outgrew exact search, or shrank back) is rebuilt."""
         index.remove(remove_ids)
         index.add(add_ids, add_vectors)
-        wanted = "flat" if len(index) <= self.exact_max else "ivf"
-        # Hysteresis: switch kinds only well past the threshold, not at every product.
-        if wanted != index.manifest.kind and (
-            (wanted == "ivf" and len(index) > 1.5 * self.exact_max)
-            or (wanted == "flat" and len(index) < 0.5 * self.exact_max)
-        ):
+        if self.backend.outgrown(index):
             return self.rebuild()
         if save:
             index.save(self.folder)
         return index
 
-    def check(self, index: VectorIndex) -> dict[str, Any]:
+    def check(self, index: ProductIndex) -> dict[str, Any]:
         """Does the index agree with the database, and how good is its recall?"""
         db_ids = self.store.embedding_ids(self.model_version)
         mismatch = _mismatch(index, db_ids, self.model_version)
         ids, vectors = self.vectors()
         return {
             "model_version": self.model_version,
+            "backend": self.backend.name,
             "kind": index.manifest.kind,
             "index_count": len(index),
             "database_count": len(db_ids),
@@ -132,7 +119,7 @@ class IndexManager:
         }
 
 
-def _mismatch(index: VectorIndex, db_ids: np.ndarray, model_version: str) -> str | None:
+def _mismatch(index: ProductIndex, db_ids: np.ndarray, model_version: str) -> str | None:
     m = index.manifest
     if m.model_version != model_version:
         return f"index is of model {m.model_version}, catalog uses {model_version}"

@@ -16,15 +16,26 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import faiss
 import numpy as np
 
-IndexKind = Literal["flat", "ivf"]
+from lookalike.index.base import (
+    MANIFEST_FILE,
+    RECALL_K,
+    IndexManifest,
+    NoIndexError,
+    ProductIndex,
+    exact_neighbors,
+    recall,
+    recall_sample,
+)
+
+FaissKind = Literal["flat", "ivf"]
 
 # Queries run one at a time on one thread: FAISS's OpenMP threads keep spinning after a
 # parallel search and steal the CPU from the model's next inference (measured: photo ->
@@ -56,30 +67,11 @@ def all_build_threads() -> Iterator[None]:
 
 
 INDEX_FILE = "index.faiss"
-MANIFEST_FILE = "manifest.json"
-RECALL_K = 10
-_RECALL_QUERIES = 256
 
 
 def ids_checksum(ids: np.ndarray) -> str:
     """Order-independent fingerprint of a set of product ids."""
     return hashlib.sha256(np.sort(ids.astype("<i8")).tobytes()).hexdigest()
-
-
-@dataclass
-class IndexManifest:
-    """What an index file holds; checked against the database when it is loaded."""
-
-    model_version: str
-    kind: IndexKind
-    dim: int
-    count: int
-    ids_sha256: str
-    file_sha256: str = ""
-    nlist: int = 0
-    nprobe: int = 0
-    recall_at_10: float | None = None
-    built_at: str = ""
 
 
 class VectorIndex:
@@ -103,7 +95,7 @@ class VectorIndex:
         dim: int | None = None,
         exact_max: int = 20_000,
         target_recall: float = 0.95,
-        kind: IndexKind | None = None,
+        kind: FaissKind | None = None,
     ) -> VectorIndex:
         """Build the index kind that suits ``len(ids)`` (or the one asked for).
         ``dim`` is needed when there are no vectors yet."""
@@ -119,11 +111,12 @@ class VectorIndex:
         dim: int | None,
         exact_max: int,
         target_recall: float,
-        kind: IndexKind | None,
+        kind: FaissKind | None,
     ) -> VectorIndex:
         n = len(ids)
         dim = dim or int(vectors.shape[1])
         kind = kind or ("flat" if n <= exact_max else "ivf")
+        assert kind in ("flat", "ivf"), kind
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         manifest = IndexManifest(model_version, kind, dim, n, ids_checksum(ids))
@@ -153,25 +146,25 @@ class VectorIndex:
         """Smallest power-of-two nprobe whose recall@10 against exact search reaches
         ``target`` on catalog vectors used as queries (their own id left out)."""
         ivf = faiss.extract_index_ivf(self.index)
-        queries, qids = _recall_sample(vectors, ids)
-        truth = _exact_neighbors(vectors, ids, queries, qids)
+        queries, qids = recall_sample(vectors, ids)
+        truth = exact_neighbors(vectors, ids, queries, qids)
         nprobe = 1
         while True:
             self.manifest.nprobe = nprobe
-            recall = _recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
-            if recall >= target or nprobe >= ivf.nlist:
+            reached = recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+            if reached >= target or nprobe >= ivf.nlist:
                 break
             nprobe = min(nprobe * 2, ivf.nlist)
-        self.manifest.recall_at_10 = round(recall, 4)
+        self.manifest.recall_at_10 = round(reached, 4)
 
     def measure_recall(self, vectors: np.ndarray, ids: np.ndarray) -> float:
         """Recall@10 of this index against exact search (1.0 for a flat index)."""
         if self.manifest.kind == "flat":
             return 1.0
-        queries, qids = _recall_sample(vectors, ids)
+        queries, qids = recall_sample(vectors, ids)
         with all_build_threads():
-            truth = _exact_neighbors(vectors, ids, queries, qids)
-            return _recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+            truth = exact_neighbors(vectors, ids, queries, qids)
+            return recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -266,7 +259,10 @@ class VectorIndex:
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
-        """Load a saved index; raises ValueError if the pair is incomplete or corrupt."""
+        """Load a saved index; raises ValueError if the pair is incomplete or corrupt
+        (NoIndexError if there is none)."""
+        if not (folder / MANIFEST_FILE).exists():
+            raise NoIndexError(f"no index in {folder}")
         try:
             manifest = IndexManifest(**json.loads((folder / MANIFEST_FILE).read_text()))
             data = (folder / INDEX_FILE).read_bytes()
@@ -281,6 +277,52 @@ class VectorIndex:
         else:
             ids = _ivf_ids(faiss.extract_index_ivf(index))
         return cls(index, manifest, ids.astype(np.int64))
+
+
+class FaissBackend:
+    """The default backend: in-process FAISS, exact (flat) up to ``exact_max`` products,
+    IVF past it, saved next to the database (``HOME/index/<model version>/``)."""
+
+    name = "faiss"
+
+    def __init__(self, exact_max: int = 20_000, target_recall: float = 0.95) -> None:
+        self.exact_max = exact_max
+        self.target_recall = target_recall
+
+    def build(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        model_version: str,
+        dim: int,
+        kind: str | None = None,
+    ) -> VectorIndex:
+        """A flat or IVF index (``kind``, or by catalog size)."""
+        if kind not in (None, "flat", "ivf"):
+            raise ValueError(f"the faiss backend builds flat or ivf indexes, not {kind}")
+        return VectorIndex.build(
+            ids,
+            vectors,
+            model_version,
+            dim=dim,
+            exact_max=self.exact_max,
+            target_recall=self.target_recall,
+            kind=cast(FaissKind | None, kind),
+        )
+
+    def load(self, folder: Path, model_version: str, dim: int) -> VectorIndex:
+        """The index saved in ``folder`` (checked against the manifest's checksum)."""
+        return VectorIndex.load(folder)
+
+    def outgrown(self, index: ProductIndex) -> bool:
+        """A catalog that outgrew exact search (or shrank back) gets the other kind."""
+        kind = index.manifest.kind
+        wanted = "flat" if len(index) <= self.exact_max else "ivf"
+        # Hysteresis: switch kinds only well past the threshold, not at every product.
+        return wanted != kind and (
+            (wanted == "ivf" and len(index) > 1.5 * self.exact_max)
+            or (wanted == "flat" and len(index) < 0.5 * self.exact_max)
+        )
 
 
 def suggested_nlist(n: int) -> int:
@@ -299,35 +341,6 @@ def _ivf_ids(ivf: faiss.IndexIVF) -> np.ndarray:
             ptr = invlists.get_ids(list_no)
             parts.append(faiss.rev_swig_ptr(ptr, size).copy())
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-
-def _recall_sample(vectors: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    pick = rng.choice(len(ids), size=min(len(ids), _RECALL_QUERIES), replace=False)
-    return np.ascontiguousarray(vectors[pick]), ids[pick]
-
-
-def _exact_neighbors(
-    vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, qids: np.ndarray
-) -> list[set[int]]:
-    """The true top-10 of each query, its own id left out."""
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    _, pos = flat.search(queries, RECALL_K + 1)
-    truth = []
-    for row, q in zip(pos, qids, strict=True):
-        ranked = [int(i) for i in ids[row[row >= 0]] if i != q]
-        truth.append(set(ranked[:RECALL_K]))
-    return truth
-
-
-def _recall(found: np.ndarray, qids: np.ndarray, truth: list[set[int]]) -> float:
-    hits = total = 0
-    for row, q, want in zip(found, qids, truth, strict=True):
-        top = [int(i) for i in row if i >= 0 and i != q][:RECALL_K]
-        hits += len(want.intersection(top))
-        total += len(want)
-    return hits / max(total, 1)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

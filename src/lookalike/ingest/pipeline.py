@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from lookalike.embeddings.embedder import Embedder
-from lookalike.embeddings.pipeline import embed_stream
+from lookalike.embeddings.pipeline import EmbedResult, embed_stream
 from lookalike.errors import ImageError
 from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
@@ -50,6 +51,28 @@ class ImageLimits:
     max_pixels: int
 
 
+class RecordEmbedder(Protocol):
+    """Another way to embed the records an ingest run must embed (Ray ingest:
+    ``lookalike.ingest.ray_ingest``): one result per record, in any order, with the
+    vector, sha256, size and local features that ``embed_stream`` gives, or the per-file
+    error. The skip / commit / error logic stays in :func:`ingest_records`."""
+
+    def __call__(
+        self, records: list[CatalogRecord], embedder: Embedder, *, local_features: bool
+    ) -> Iterable[EmbedResult[CatalogRecord]]: ...
+
+
+def decode_record_image(data: bytes, source: str, limits: ImageLimits) -> LoadedImage:
+    """A catalog image's bytes decoded as ingest embeds them (local and Ray ingest alike,
+    so both give the same vectors)."""
+    return load_image(data, source, max_pixels=limits.max_pixels, target_size=INPUT_SIZE * 2)
+
+
+def record_features(image: LoadedImage) -> LocalFeatures:
+    """The local features ingest stores for a catalog image."""
+    return catalog_features(image.pixels)
+
+
 def ingest_records(
     records: list[CatalogRecord],
     store: CatalogStore,
@@ -62,11 +85,14 @@ def ingest_records(
     workers: int = 0,
     write_batch: int = 256,
     local_features: bool = True,
+    embed: RecordEmbedder | None = None,
 ) -> IngestSummary:
     """Bring the store up to date with ``records``; ``on_commit(ids, vectors, features)``
     is called after each committed batch of new vectors (to update the indexes). With
     ``local_features``, each image's local features are extracted and stored with its
-    vector, and products stored without them are processed again."""
+    vector, and products stored without them are processed again. ``embed`` replaces
+    the local :func:`embed_stream` (e.g. by a Ray cluster); ``embedder`` still names the
+    model version written."""
     start = time.perf_counter()
     summary = IngestSummary()
     advance = progress or (lambda n: None)
@@ -108,9 +134,7 @@ def ingest_records(
 
     def load(record: CatalogRecord) -> LoadedImage:
         data = read_image_bytes(record.image, limits.max_bytes)
-        return load_image(
-            data, str(record.image), max_pixels=limits.max_pixels, target_size=INPUT_SIZE * 2
-        )
+        return decode_record_image(data, str(record.image), limits)
 
     pending: list[tuple[ProductData, np.ndarray]] = []
     features: list[LocalFeatures | None] = []
@@ -131,13 +155,17 @@ def ingest_records(
         features.clear()
 
     try:
-        stream = embed_stream(
-            embedder,
-            to_embed,
-            load,
-            batch_size=batch_size,
-            workers=workers,
-            local=(lambda img: catalog_features(img.pixels)) if local_features else None,
+        stream = (
+            embed(to_embed, embedder, local_features=local_features)
+            if embed is not None
+            else embed_stream(
+                embedder,
+                to_embed,
+                load,
+                batch_size=batch_size,
+                workers=workers,
+                local=record_features if local_features else None,
+            )
         )
         for result in stream:
             advance(1)

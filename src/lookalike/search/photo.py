@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lookalike.index.vector_index import VectorIndex
+from lookalike.index.base import ProductIndex
 from lookalike.matching.appearance import compared_size, structure
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
@@ -82,7 +82,7 @@ class PhotoSearcher:
     def __init__(
         self,
         store: CatalogStore,
-        index: VectorIndex,
+        index: ProductIndex,
         local_index: DescriptorIndex | None,
         model_version: str,
         params: VerifyParams | None = None,

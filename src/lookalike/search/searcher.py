@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from lookalike.index.vector_index import VectorIndex
+from lookalike.index.base import ProductIndex
 from lookalike.store.catalog import CatalogStore, ProductData
 
 
@@ -47,7 +47,7 @@ class SearchHit:
 class Searcher:
     """Finds the k most similar products for query vectors."""
 
-    def __init__(self, store: CatalogStore, index: VectorIndex) -> None:
+    def __init__(self, store: CatalogStore, index: ProductIndex) -> None:
         self.store = store
         self.index = index
 
