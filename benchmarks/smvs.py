@@ -1,7 +1,7 @@
 """The SMVS phone-photo protocol (issue #9), end to end, in one run.
 
     python -m benchmarks.smvs [--home DIR] [--no-distractors] [--no-local] [--out DIR]
-                              [--fashion-queries N] [--small-photos]
+                              [--fashion-queries N] [--small-photos] [--shelf-photos]
 
 1. A fresh catalog: the 100 SMVS catalog images (category "DVD cover") plus, unless
    ``--no-distractors``, the 2,946 fashion dev products as distractors.
@@ -16,6 +16,9 @@
 5. ``--small-photos``: the closed set again with every photo shrunk to 320 and to 200 px
    on its longer side (the product small or far away: verification mostly fails), ranked
    with the photo's local votes (the default) and by cosine alone (``vote_weight`` 0).
+6. ``--shelf-photos``: the closed set again with every photo shrunk to a third of a
+   1,280 px frame full of other products' (mirrored) photos, with and without the second
+   look at the photo's centre (``zoom``).
 
 The reports (with failure grids of the photos: local only, never committed) go to
 ``reports/smvs/<step>/``. ``--no-local`` runs the same protocol with local features off
@@ -72,6 +75,7 @@ def run(
     local: bool,
     fashion_queries: int = 0,
     small_photos: bool = False,
+    shelf_photos: bool = False,
 ) -> dict[str, Any]:
     settings = Settings(home=home, local_features=local)
     rows = smvs_rows()
@@ -105,6 +109,8 @@ def run(
         print("fashion catalog -> catalog:", json.dumps(results["fashion"]), flush=True)
     if small_photos and local:
         results["small"] = small_photo_runs(engine, queries, out / "small")
+    if shelf_photos and local and distractors:
+        results["shelf"] = shelf_photo_runs(engine, queries, out / "shelf")
     engine.close()
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
@@ -155,6 +161,51 @@ def small_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> di
     return results
 
 
+def shelf_photo(photo: Path, clutter: list[Path], out: Path) -> Path:
+    """A 1,280 x 960 "shelf": the phone photo shrunk to a third of the width near the
+    middle, among twelve mirrored photos of other products (mirrored, so that SIFT cannot
+    match them to their catalog images: clutter, not other catalog products)."""
+    canvas = Image.new("RGB", (1280, 960), "grey")
+    for n, path in enumerate(clutter[:12]):
+        with Image.open(path) as img:
+            tile = ImageOps.fit(
+                ImageOps.mirror(ImageOps.exif_transpose(img).convert("RGB")), (320, 320)
+            )
+        canvas.paste(tile, ((n % 4) * 320, (n // 4) * 320))
+    with Image.open(photo) as img:
+        product = ImageOps.exif_transpose(img).convert("RGB")
+    width = 1280 // 3
+    product = product.resize((width, round(product.height * width / product.width)))
+    canvas.paste(product, ((1280 - width) // 2, max(0, (960 - product.height) // 2)))
+    canvas.save(out, quality=90)
+    return out
+
+
+def shelf_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
+    """The closed set with every photo made a small product on a cluttered shelf
+    (:func:`shelf_photo`, clutter from fashion photos), with and without the second look
+    at the photo's centre (``zoom``)."""
+    results: dict[str, Any] = {}
+    default = engine.settings
+    fashion = [r.image for r in read_catalog(DATASET / "labels.csv").records]
+    with tempfile.TemporaryDirectory() as tmp:
+        shelves = [
+            dataclasses.replace(
+                q, image=shelf_photo(q.image, fashion[12 * n :: 97], Path(tmp) / f"{n}.jpg")
+            )
+            for n, q in enumerate(queries)
+        ]
+        for name, zoom in (("second look", True), ("whole photo only", False)):
+            engine.settings = default.model_copy(update={"zoom": zoom})
+            report = evaluate_queries(engine, shelves, out / name.replace(" ", "-"))
+            results[name] = {
+                key: report[key] for key in ("overall", "per_group", "exact", "latency_ms")
+            }
+            print(f"shelf photos, {name}:", json.dumps(results[name]), flush=True)
+    engine.settings = default
+    return results
+
+
 def _brief(report: dict[str, Any]) -> dict[str, Any]:
     return {
         key: report[key]
@@ -170,6 +221,7 @@ def main() -> None:
     parser.add_argument("--no-local", action="store_true")
     parser.add_argument("--fashion-queries", type=int, default=0)
     parser.add_argument("--small-photos", action="store_true")
+    parser.add_argument("--shelf-photos", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp)
@@ -180,6 +232,7 @@ def main() -> None:
             not args.no_local,
             args.fashion_queries,
             args.small_photos,
+            args.shelf_photos,
         )
 
 

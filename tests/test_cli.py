@@ -115,3 +115,10 @@ def test_k_has_the_api_limits(run: Run, tmp_path: Path) -> None:
     assert any(getattr(m, "le", None) == MAX_K for m in field.metadata)
     code, out = run("search", str(tmp_path / "any.jpg"), "-k", str(MAX_K + 1))
     assert code == 2 and str(MAX_K) in out  # refused by the CLI as by the API
+
+
+def test_index_kind_is_for_the_faiss_backend(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_INDEX_BACKEND", "annoy")
+    code, out = run("index", "rebuild", "--kind", "ivf")
+    assert code == 2 and "--kind is for the faiss backend, not annoy" in out
+    assert "Traceback" not in out

@@ -283,10 +283,14 @@ def index_rebuild(
     """Rebuild the index from the database."""
     if kind not in (None, "flat", "ivf"):
         raise typer.BadParameter("kind must be flat or ivf")
+    backend = _state["settings"].index_backend
+    if kind is not None and backend != "faiss":
+        raise typer.BadParameter(f"--kind is for the faiss backend, not {backend}")
     with _engine() as engine:
         index = engine.rebuild_index(kind)
         m = index.manifest
-        err.print(f"index rebuilt: {m.kind}, {m.count} products, {m.dim}-d, nprobe={m.nprobe}")
+        probe = f", nprobe={m.nprobe}" if m.kind == "ivf" else ""
+        err.print(f"index rebuilt: {m.kind}, {m.count} products, {m.dim}-d{probe}")
 
 
 @index_app.command("check")

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         le=1.0,
         description="Gradient correlation of photo and catalog image where they matched",
     )
+    zoom: bool = Field(
+        True,
+        description="When nothing matches a whole photo, look again at its centre in finer detail",
+    )
     vote_weight: float = Field(
         0.5,
         ge=0.0,

@@ -4,6 +4,7 @@ matches found and verified, absent products not claimed, odd photos handled."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.smvs import shelf_photo
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import CatalogRecord, read_catalog
@@ -214,3 +216,39 @@ def test_votes_lift_a_small_product_that_fails_verification(
     # Measured here: 24 of 24 first with the votes, 19 with the cosine alone.
     assert with_votes >= len(photos) - 1
     assert with_votes > cosine_only
+
+
+def test_a_small_product_in_a_cluttered_photo_gets_a_second_look(
+    engine: Engine,
+    smvs: Path,
+    smvs_rows: list[dict[str, str]],
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen whole at 640 px, a product a third of a 1,280 px photo wide gets too few
+    inliers; its centre at a finer resolution (engine.zoom) finds it."""
+    clutter = [dataset / r["file"] for r in dataset_rows[100:112]]
+    photos = [
+        (sku, shelf_photo(path, clutter, tmp_path / f"{sku}-{n}.jpg"))
+        for n, (sku, path) in enumerate(_photos(smvs, smvs_rows, "E63")[:6])
+    ]
+
+    def found() -> int:
+        results = engine.search_files([p for _, p in photos], k=3)
+        return sum(
+            r.hits[0].match == "exact" and r.hits[0].product.sku == sku
+            for (sku, _), r in zip(photos, results, strict=True)
+        )
+
+    with_zoom = found()
+    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"zoom": False}))
+    whole_only = found()
+    # Measured here: 6 of 6 with the second look, 1 without.
+    assert with_zoom >= 5 and with_zoom > whole_only
+    monkeypatch.undo()
+    # A photo with no more detail than the whole photo's features saw gets no second look.
+    small = engine.load_query(photos[0][1].read_bytes(), "small")
+    small = dataclasses.replace(small, width=640, height=480)
+    assert engine.zoom(b"", "small", small) is None

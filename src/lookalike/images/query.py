@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from PIL import Image
 
 from lookalike.images.loader import LoadedImage
 from lookalike.images.preprocess import background_mask
@@ -39,11 +40,19 @@ def query_views(image: LoadedImage) -> list[LoadedImage]:
     centre, or the picture alone when it is a studio shot."""
     if is_studio_shot(image):
         return [image]
-    w, h = image.pixels.size
+    middle = centre(image.pixels)
+    return [
+        image,
+        dataclasses.replace(image, pixels=middle, width=middle.width, height=middle.height),
+    ]
+
+
+def centre(pixels: Image.Image) -> Image.Image:
+    """The middle ``CENTRE`` of a picture's sides: where a shopper puts the product."""
+    w, h = pixels.size
     cw, ch = max(1, round(w * CENTRE)), max(1, round(h * CENTRE))
     x, y = (w - cw) // 2, (h - ch) // 2
-    centre = image.pixels.crop((x, y, x + cw, y + ch))
-    return [image, dataclasses.replace(image, pixels=centre, width=cw, height=ch)]
+    return pixels.crop((x, y, x + cw, y + ch))
 
 
 def combine(vectors: np.ndarray) -> np.ndarray:

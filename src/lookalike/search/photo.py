@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,6 +77,17 @@ class VerifyParams:
 FULL_VOTES = 10
 
 
+class _Matches(NamedTuple):
+    """What a photo's local features found: its votes, the verifications, the verified
+    products (most inliers first), the exact ones among them, and their rows."""
+
+    votes: dict[int, int]
+    checks: dict[int, Verification]
+    ranked: list[int]
+    exact: list[int]
+    products: dict[int, ProductData]
+
+
 class PhotoSearcher:
     """Finds the photographed product (if the catalog has it) and similar products."""
 
@@ -101,8 +113,11 @@ class PhotoSearcher:
         features: LocalFeatures | None,
         k: int,
         filters: Filters | None = None,
+        zoom: Callable[[], LocalFeatures | None] | None = None,
     ) -> list[SearchHit]:
-        """Top ``k`` results for one photo: exact matches, then similar products."""
+        """Top ``k`` results for one photo: exact matches, then similar products.
+        ``zoom``, if given, describes the photo's centre at a finer resolution: asked for
+        only when the whole photo matched nothing exactly."""
         p = self.params
         allowed = self.searcher.allowed_ids(filters)  # read once for every step below
         local = features is not None and len(features) > 0 and self.local_index is not None
@@ -110,18 +125,15 @@ class PhotoSearcher:
         hits = self.searcher.search(vector, depth, filters, allowed=allowed)
         if k <= 0 or features is None or not local:
             return hits[:k]
-        votes, checks = self._verify(Query.of(features), hits, allowed)
-        ranked = sorted(
-            (pid for pid, v in checks.items() if v.inliers >= p.min_inliers),
-            key=lambda pid: -checks[pid].inliers,
-        )
-        products = self.store.by_ids(ranked)
-        exact = [
-            pid
-            for pid in ranked
-            if checks[pid].is_exact(p.min_inliers, p.min_coverage)
-            and self._looks_alike(features, products.get(pid), checks[pid])
-        ]
+        found = self._match(features, hits, allowed)
+        if not found.exact and zoom is not None:
+            # Nothing matched the whole photo: the product may be small in it (on a shelf,
+            # across the room). Its centre at a finer resolution gets a second look.
+            closer = zoom()
+            if closer is not None and len(closer) > 0:
+                second = self._match(closer, hits, allowed)
+                found = second if second.exact else found
+        votes, checks, ranked, exact, products = found
         verified = exact + [pid for pid in ranked if pid not in exact]
         # Each verified product's vector, read once: its score, and the anchor of the
         # similar products when it is the first exact match.
@@ -151,6 +163,24 @@ class PhotoSearcher:
             check = checks.get(hit.product.id or -1)
             out.append(replace(hit, inliers=check.inliers) if check is not None else hit)
         return out
+
+    def _match(
+        self, features: LocalFeatures, hits: list[SearchHit], allowed: np.ndarray | None
+    ) -> _Matches:
+        p = self.params
+        votes, checks = self._verify(Query.of(features), hits, allowed)
+        ranked = sorted(
+            (pid for pid, v in checks.items() if v.inliers >= p.min_inliers),
+            key=lambda pid: -checks[pid].inliers,
+        )
+        products = self.store.by_ids(ranked)
+        exact = [
+            pid
+            for pid in ranked
+            if checks[pid].is_exact(p.min_inliers, p.min_coverage)
+            and self._looks_alike(features, products.get(pid), checks[pid])
+        ]
+        return _Matches(votes, checks, ranked, exact, products)
 
     def _looks_alike(
         self, features: LocalFeatures, product: ProductData | None, check: Verification

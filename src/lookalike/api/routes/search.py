@@ -79,8 +79,16 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
         data, source, (lambda img: _crop(img, crop)) if crop is not None else None
     )
     filters = Filters(params.category, params.min_price, params.max_price)
+    # A region the user drew is the product: no second look at the photo's centre.
+    zoom = svc.engine.zoom(data, source, query.image) if crop is None else None
     hits = await svc.run(
-        svc.engine.search_photo, query.vector, query.features, params.k, filters, query.session
+        svc.engine.search_photo,
+        query.vector,
+        query.features,
+        params.k,
+        filters,
+        query.session,
+        zoom,
     )
     image = query.image
     svc.metrics.searches.labels("image").inc()
