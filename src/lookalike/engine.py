@@ -287,7 +287,12 @@ class Engine:
         def on_commit(
             ids: np.ndarray, vectors: np.ndarray, features: list[LocalFeatures | None]
         ) -> None:
+            # Under the engine's lock (commit_guard): the catalog's generation moves with
+            # this process's own commit, so a staleness check in between does not take it
+            # for another process's write and drop the indexes (an import beside searches
+            # rebuilt them from the database once per batch).
             index.add(ids, vectors)
+            self._generation = self.store.generation()
             committed[0] += len(ids)
             if local is not None and not rebuild_local:
                 local.add(
@@ -308,6 +313,7 @@ class Engine:
                 workers=self.settings.decode_workers,
                 local_features=local is not None,
                 embed=embed,
+                commit_guard=self._lock,
             )
         finally:
             with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
+from lookalike.ingest.pipeline import ingest_records
 from lookalike.ingest.readers import read_catalog
 
 pytestmark = pytest.mark.dataset
@@ -207,4 +210,35 @@ def test_rows_the_database_cannot_hold_fail_alone(
     summary = engine.ingest(read.records)
     assert (summary.added, summary.failed) == (3, [])
     assert engine.store.stats()["products"] == 3
+    engine.close()
+
+
+def test_an_ingest_beside_searches_does_not_drop_the_index(
+    settings: Settings, slice_catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API import runs in the server's process while searches check for other
+    processes' writes: its own batches must not look like someone else's (each would
+    drop the indexes and rebuild them from the database)."""
+    records = read_catalog(slice_catalog).records[:48]
+    engine = Engine(settings)
+    engine.ingest(records[:8])
+    monkeypatch.setattr(
+        "lookalike.engine.ingest_records", functools.partial(ingest_records, write_batch=8)
+    )
+    reloads, done = [], threading.Event()
+
+    def check() -> None:
+        while not done.is_set():
+            reloads.append(engine.refresh_if_stale(0))
+
+    checker = threading.Thread(target=check)
+    checker.start()
+    try:
+        summary = engine.ingest(records)
+    finally:
+        done.set()
+        checker.join()
+    assert summary.added == 40 and len(reloads) > 10
+    assert not any(reloads)
+    assert len(engine.index) == 48
     engine.close()

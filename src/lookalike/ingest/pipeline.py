@@ -11,8 +11,9 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -86,13 +87,15 @@ def ingest_records(
     write_batch: int = 256,
     local_features: bool = True,
     embed: RecordEmbedder | None = None,
+    commit_guard: AbstractContextManager[Any] = nullcontext(),
 ) -> IngestSummary:
     """Bring the store up to date with ``records``; ``on_commit(ids, vectors, features)``
     is called after each committed batch of new vectors (to update the indexes). With
     ``local_features``, each image's local features are extracted and stored with its
     vector, and products stored without them are processed again. ``embed`` replaces
     the local :func:`embed_stream` (e.g. by a Ray cluster); ``embedder`` still names the
-    model version written."""
+    model version written. ``commit_guard`` is held from each batch's commit to the end
+    of its ``on_commit``."""
     start = time.perf_counter()
     summary = IngestSummary()
     advance = progress or (lambda n: None)
@@ -142,15 +145,16 @@ def ingest_records(
     def flush() -> None:
         if not pending:
             return
-        ids = store.upsert(pending, embedder.version, [feature_blob(f) for f in features])
+        with commit_guard:  # the commit and the index update it makes, as one step
+            ids = store.upsert(pending, embedder.version, [feature_blob(f) for f in features])
+            on_commit(
+                np.asarray(ids, dtype=np.int64), np.stack([v for _, v in pending]), list(features)
+            )
         for data, _ in pending:
             if data.sku in existing:
                 summary.updated += 1
             else:
                 summary.added += 1
-        on_commit(
-            np.asarray(ids, dtype=np.int64), np.stack([v for _, v in pending]), list(features)
-        )
         pending.clear()
         features.clear()
 
