@@ -122,7 +122,7 @@ def main() -> None:
             index = engine.local_index
             assert index is not None
             m = index.manifest
-            products = engine.store.stats()["products"]
+            products = engine.product_count()
             step.update(
                 products=products,
                 descriptors=m.descriptors,

@@ -103,7 +103,7 @@ def main() -> None:
         results = measure(engine, global_only, queries)
         index = engine.local_index
         assert index is not None
-        products = engine.store.stats()["products"]
+        products = engine.product_count()
         print(f"machine: {machine()}")
         print(f"queries: {len(queries)} SMVS phone photos, one at a time, k=10")
         for name, label in (("global", "global only (before)"), ("two_stage", "two-stage")):

@@ -62,7 +62,7 @@ def report(label: str, times: list[float]) -> None:
 
 def grow_catalog(engine: Engine, real: np.ndarray, size: int) -> None:
     """Add synthetic products (with vectors) until the catalog has ``size`` products."""
-    have = engine.store.stats()["products"]
+    have = engine.product_count()
     vectors = synthetic(real, size - have, seed=size)
     version = engine.model_config.version
     for start in range(0, len(vectors), 5000):

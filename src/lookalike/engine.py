@@ -576,7 +576,7 @@ class Engine:
         return self.store.all_products()
 
     def product_count(self) -> int:
-        return int(self.store.stats()["products"])
+        return self.store.count()
 
     def browse(
         self, category: str | None, title_contains: str | None, offset: int, limit: int

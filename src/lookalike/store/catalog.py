@@ -359,10 +359,15 @@ class CatalogStore:
         with self._sessions() as s:
             return [_to_data(r) for r in s.scalars(select(Product).order_by(Product.id))]
 
+    def count(self) -> int:
+        """How many products there are."""
+        with self._sessions() as s:
+            return s.scalar(select(func.count()).select_from(Product)) or 0
+
     def stats(self) -> dict[str, Any]:
         """Counts of products, categories and embeddings per model version."""
+        products = self.count()
         with self._sessions() as s:
-            products = s.scalar(select(func.count()).select_from(Product)) or 0
             cats = s.execute(
                 select(Product.category, func.count())
                 .group_by(Product.category)
