@@ -40,10 +40,11 @@ def query_views(image: LoadedImage) -> list[LoadedImage]:
     centre, or the picture alone when it is a studio shot."""
     if is_studio_shot(image):
         return [image]
-    middle = centre(image.pixels)
+    # Its size in the file's pixels, as LoadedImage keeps it (the pixels may be smaller).
+    width, height = (max(1, round(side * CENTRE)) for side in (image.width, image.height))
     return [
         image,
-        dataclasses.replace(image, pixels=middle, width=middle.width, height=middle.height),
+        dataclasses.replace(image, pixels=centre(image.pixels), width=width, height=height),
     ]
 
 
