@@ -55,6 +55,19 @@ def test_full_cycle(
 
     code, out = run("similar", dataset_rows[3]["id"], "-k", "3", "--json")
     assert code == 0 and len(json.loads(out)["results"]) == 3
+    assert set(json.loads(out)["results"][0]["aspects"]) >= {"shape", "colour"}
+    code, out = run(
+        "similar", dataset_rows[3]["id"], "-k", "3", "--json", "--shape", "0", "--colour", "1"
+    )
+    assert code == 0, out
+    results = json.loads(out)["results"]
+    assert [r["score"] for r in results] == pytest.approx(
+        [r["aspects"]["colour"] for r in results], abs=1e-3
+    )
+    code, out = run(
+        "search", str(query), "--colour", "1", "--shape", "0", "--texture", "0", "--json"
+    )
+    assert code == 0 and json.loads(out)["results"][0]["colours"], out
 
     code, out = run("delete", dataset_rows[3]["id"], "nope")
     assert code == 1 and "deleted 1" in out and "not found" in out
@@ -115,6 +128,13 @@ def test_k_has_the_api_limits(run: Run, tmp_path: Path) -> None:
     assert any(getattr(m, "le", None) == MAX_K for m in field.metadata)
     code, out = run("search", str(tmp_path / "any.jpg"), "-k", str(MAX_K + 1))
     assert code == 2 and str(MAX_K) in out  # refused by the CLI as by the API
+
+
+def test_aspect_weights_have_the_api_limits(run: Run, tmp_path: Path) -> None:
+    code, out = run("search", str(tmp_path / "any.jpg"), "--colour", "1.5")
+    assert code == 2 and "less than or equal to 1" in out
+    code, out = run("similar", "any", "--shape", "0", "--colour", "0", "--texture", "0")
+    assert code == 2 and "at least one aspect weight must be above 0" in out
 
 
 def test_index_kind_is_for_the_faiss_backend(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,8 +27,9 @@ from rich.table import Table
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
-from lookalike.errors import CatalogFileError, LookalikeError
+from lookalike.errors import AspectError, CatalogFileError, LookalikeError
 from lookalike.ingest.pipeline import RecordEmbedder
+from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 
 app = typer.Typer(
@@ -187,6 +188,39 @@ def _ray_embedding(address: str, engine: Engine, workers: int) -> Iterator[Recor
         ray_embed.close()
 
 
+def _weight_option(aspect: str, what: str) -> Any:
+    return typer.Option(
+        None,
+        f"--{aspect}",
+        min=MIN_WEIGHT,
+        max=MAX_WEIGHT,
+        help=f"How much {what} counts, {MIN_WEIGHT:g}..{MAX_WEIGHT:g} (only the ratios "
+        "matter); default: the catalog's blend.",
+    )
+
+
+_SHAPE = _weight_option("shape", "shape (form, silhouette, style)")
+_COLOUR = _weight_option("colour", "colour")
+_TEXTURE = _weight_option("texture", "texture (pattern)")
+
+
+def _weights(shape: float | None, colour: float | None, texture: float | None) -> AspectWeights:
+    if (shape, colour, texture) == (0, 0, 0):
+        err.print("[red]error:[/] at least one aspect weight must be above 0")
+        raise typer.Exit(2)
+    return AspectWeights(shape, colour, texture)
+
+
+@contextmanager
+def _aspect_errors() -> Iterator[None]:
+    """Weights the catalog cannot honour are a usage error (exit 2), as bad options are."""
+    try:
+        yield
+    except AspectError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
 def _hit_json(hit: SearchHit) -> dict[str, Any]:
     p = hit.product
     return {
@@ -194,6 +228,8 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
         "score": round(hit.score, 5),
         "match": hit.match,
         "inliers": hit.inliers,
+        "aspects": hit.aspects,
+        "colours": [{"hex": h, "share": s} for h, s in hit.colours],
         "title": p.title,
         "category": p.category,
         "price": p.price,
@@ -206,14 +242,16 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
 
 def _print_hits(title: str, hits: list[SearchHit]) -> None:
     table = Table(title=title)
-    for col in ("#", "match", "score", "sku", "title", "category", "price"):
+    aspects = list(hits[0].aspects or {}) if hits else []
+    for col in ("#", "match", "score", *aspects, "sku", "title", "category", "price"):
         table.add_column(col)
     for i, h in enumerate(hits, 1):
         p = h.product
         price = "" if p.price is None else f"{p.price:g} {p.currency or ''}".strip()
         match = f"[green]exact[/] ({h.inliers})" if h.match == "exact" else "similar"
+        alike = [f"{(h.aspects or {}).get(a, 0.0):.2f}" for a in aspects]
         table.add_row(
-            str(i), match, f"{h.score:.3f}", p.sku, p.title or "", p.category or "", price
+            str(i), match, f"{h.score:.3f}", *alike, p.sku, p.title or "", p.category or "", price
         )
     out.print(table)
 
@@ -225,11 +263,16 @@ def search(
     category: str | None = typer.Option(None, envvar="LOOKALIKE_CATEGORY"),
     min_price: float | None = typer.Option(None, envvar="LOOKALIKE_MIN_PRICE"),
     max_price: float | None = typer.Option(None, envvar="LOOKALIKE_MAX_PRICE"),
+    shape: float | None = _SHAPE,
+    colour: float | None = _COLOUR,
+    texture: float | None = _TEXTURE,
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """Find the products that look most like each photo."""
-    with _engine() as engine:
-        results = engine.search_files(images, k, Filters(category, min_price, max_price))
+    weights = _weights(shape, colour, texture)
+    with _engine() as engine, _aspect_errors():
+        filters = Filters(category, min_price, max_price)
+        results = engine.search_files(images, k, filters, weights)
     failed = False
     for r in results:
         failed |= r.error is not None
@@ -251,11 +294,15 @@ def similar(
     sku: str = typer.Argument(..., help="A catalog product."),
     k: int = typer.Option(DEFAULT_K, "-k", envvar="LOOKALIKE_K", min=1, max=MAX_K),
     category: str | None = typer.Option(None, envvar="LOOKALIKE_CATEGORY"),
+    shape: float | None = _SHAPE,
+    colour: float | None = _COLOUR,
+    texture: float | None = _TEXTURE,
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """More like this: products that look like a catalog product (itself excluded)."""
-    with _engine() as engine:
-        hits = engine.similar(sku, k, Filters(category))
+    weights = _weights(shape, colour, texture)
+    with _engine() as engine, _aspect_errors():
+        hits = engine.similar(sku, k, Filters(category), weights)
     if as_json:
         print(json.dumps({"sku": sku, "results": [_hit_json(h) for h in hits]}))
     else:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
     color_weight: float = Field(0.1, ge=0.0, le=1.0, description="Share of colour in similarity")
+    texture_weight: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of texture in similarity (shape has the rest)"
+    )
     batch_size: int = Field(32, ge=1, le=1024)
     threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = CPU count")
     decode_workers: int = Field(0, ge=0, description="Image decoding threads; 0 = automatic")

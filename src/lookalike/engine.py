@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike.config import Settings
+from lookalike.embeddings.aspects import AspectLayout
 from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embedder
 from lookalike.errors import (
     ImageError,
@@ -42,6 +43,7 @@ from lookalike.ingest.readers import CatalogRecord
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import QUERY_MAX_SIDE, LocalFeatures, query_features
 from lookalike.matching.manager import LocalIndexManager
+from lookalike.search.aspects import AspectWeights, explain, weighted_query
 from lookalike.search.photo import PhotoSearcher, VerifyParams
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
@@ -62,6 +64,11 @@ class SearchSession:
     index: ProductIndex
     version: str
     local_index: DescriptorIndex | None = None
+
+    @property
+    def layout(self) -> AspectLayout:
+        """Where the aspects lie in this version's vectors."""
+        return self.embedder.config.layout
 
 
 @dataclass(frozen=True)
@@ -407,10 +414,18 @@ class Engine:
     # ---- search ------------------------------------------------------------------------
 
     def search_files(
-        self, paths: Sequence[Path], k: int = 10, filters: Filters | None = None
+        self,
+        paths: Sequence[Path],
+        k: int = 10,
+        filters: Filters | None = None,
+        weights: AspectWeights | None = None,
     ) -> list[QueryResult]:
         """Search with several image files; the model runs once over all of them. A file
-        that cannot be used gets its error in its result; the others are still searched."""
+        that cannot be used gets its error in its result; the others are still searched.
+        Weights the catalog cannot honour raise AspectError before any work."""
+        session = self.session()
+        if weights is not None:
+            weights.resolve(session.layout)
         loaded, errors = [], {}
         for p in paths:
             try:
@@ -419,7 +434,6 @@ class Engine:
             except ImageError as exc:
                 errors[str(p)] = exc.reason
         images = [image for _, _, image in loaded]
-        session = self.session()
         # Local features on another thread while the model runs: the two overlap.
         described = self._features_pool.submit(lambda: [self.query_features(i) for i in images])
         views = [query_views(img) for img in images]
@@ -434,7 +448,13 @@ class Engine:
             else QueryResult(
                 str(p),
                 self.search_photo(
-                    next(vectors), next(features), k, filters, session, zoom=next(zooms)
+                    next(vectors),
+                    next(features),
+                    k,
+                    filters,
+                    session,
+                    zoom=next(zooms),
+                    weights=weights,
                 ),
             )
             for p in paths
@@ -474,20 +494,22 @@ class Engine:
         filters: Filters | None = None,
         session: SearchSession | None = None,
         zoom: Callable[[], LocalFeatures | None] | None = None,
+        weights: AspectWeights | None = None,
     ) -> list[SearchHit]:
         """Two-stage photo search (search/photo.py): exact matches verified by local
-        features first, then similar products. ``session`` from the same
-        :meth:`session` as the embedder that made the vector."""
+        features first, then similar products, their aspects weighed by ``weights``.
+        ``session`` from the same :meth:`session` as the embedder that made the vector."""
         session = session or self.session()
         searcher = PhotoSearcher(
             self.store,
             session.index,
             session.local_index,
             session.version,
+            session.layout,
             self.verify_params,
             self._catalog_pixels,
         )
-        hits = searcher.search(vector, features, k, filters, zoom)
+        hits = searcher.search(vector, features, k, filters, zoom, weights)
         if not hits:
             self.check_filters(filters)
         return hits
@@ -521,9 +543,16 @@ class Engine:
             data, source, max_pixels=self.limits.max_pixels, target_size=INPUT_SIZE * 2
         )
 
-    def similar(self, sku: str, k: int = 10, filters: Filters | None = None) -> list[SearchHit]:
+    def similar(
+        self,
+        sku: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        weights: AspectWeights | None = None,
+    ) -> list[SearchHit]:
         """ "More like this": products that look like ``sku`` (itself and copies of its
-        image excluded)."""
+        image excluded), their aspects weighed by ``weights``, each with its aspect
+        similarities to ``sku``."""
         product = self.store.get(sku)
         if product is None or product.id is None:
             raise ProductNotFoundError(sku)
@@ -531,8 +560,9 @@ class Engine:
         vector = self.store.vector(product.id, session.version)
         if vector is None:
             raise ProductNotFoundError(sku)
+        query = weighted_query(vector, session.layout, weights or AspectWeights())
         hits = Searcher(self.store, session.index).search(
-            vector,
+            query,
             k,
             filters,
             exclude_ids=frozenset({product.id}),
@@ -540,7 +570,8 @@ class Engine:
         )
         if not hits:
             self.check_filters(filters)
-        return hits
+        vectors = self.store.vectors([h.product.id for h in hits if h.product.id], session.version)
+        return explain(hits, [vector] * len(hits), vectors, session.layout)
 
     # ---- maintenance -------------------------------------------------------------------
 

@@ -61,3 +61,8 @@ class UnknownCategoryError(LookalikeError):
 
 class ModelVersionError(LookalikeError):
     """Embeddings of different model versions would be mixed."""
+
+
+class AspectError(LookalikeError, ValueError):
+    """Aspect weights that cannot be used: all zero, or an aspect the catalog's vectors
+    were embedded without."""

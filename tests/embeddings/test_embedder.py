@@ -7,8 +7,8 @@ from skimage import data as skdata
 
 from lookalike.config import Settings
 from lookalike.embeddings import EmbedderConfig, create_embedder
-from lookalike.embeddings.color import DIM as COLOR_DIM
-from lookalike.embeddings.color import color_descriptor
+from lookalike.embeddings.aspects.colour import DIM as COLOR_DIM
+from lookalike.embeddings.aspects.colour import color_descriptor
 from lookalike.embeddings.embedder import TorchEmbedder
 from lookalike.images.loader import LoadedImage
 

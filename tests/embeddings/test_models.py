@@ -12,7 +12,7 @@ from skimage import data as skdata
 
 from lookalike.config import Settings
 from lookalike.embeddings import EmbedderConfig, create_embedder
-from lookalike.embeddings.color import DIM as COLOR_DIM
+from lookalike.embeddings.aspects.colour import DIM as COLOR_DIM
 from lookalike.errors import LookalikeError
 from lookalike.images.loader import LoadedImage
 from lookalike.images.preprocess import INPUT_SIZE

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike.errors import (
+    AspectError,
     CatalogFileError,
     CorruptImageError,
     ImageError,
@@ -126,6 +127,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(UnknownCategoryError)
     async def _category(request: Request, exc: UnknownCategoryError) -> JSONResponse:
         return problem_response(request, 404, str(exc), category=exc.category)
+
+    @app.exception_handler(AspectError)
+    async def _aspects(request: Request, exc: AspectError) -> JSONResponse:
+        return problem_response(request, 400, str(exc), code="aspect_weights")
 
     @app.exception_handler(CatalogFileError)
     async def _catalog(request: Request, exc: CatalogFileError) -> JSONResponse:

@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 from starlette.responses import Response
 
+from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
 from lookalike.search.searcher import DEFAULT_K, MAX_K, SearchHit
 from lookalike.store.catalog import ProductData
 from lookalike.store.fields import MAX_LENGTH, no_nul
@@ -53,6 +62,22 @@ class Product(BaseModel):
         )
 
 
+class Swatch(BaseModel):
+    """One dominant colour of a picture's product (background excluded)."""
+
+    hex: str = Field(description="#rrggbb", examples=["#cc2828"])
+    share: float = Field(description="Share of the product's pixels near this colour")
+
+
+class AspectScores(BaseModel):
+    """How alike two pictures are in each aspect (cosine, 1 = the same); an aspect the
+    catalog was embedded without is absent."""
+
+    shape: float | None = None
+    colour: float | None = None
+    texture: float | None = None
+
+
 class SearchResult(BaseModel):
     score: float = Field(
         description="Visual similarity to the query photo; for similar products listed after "
@@ -68,6 +93,12 @@ class SearchResult(BaseModel):
         description="Local-feature matches consistent with one view of the product "
         "(the verification score); null when the result was not verified",
     )
+    aspects: AspectScores | None = Field(
+        None,
+        description="Similarity in each aspect to what the result was ranked against (the "
+        "photo, or the exactly matched product for the similar products after it)",
+    )
+    colours: list[Swatch] = Field(default_factory=list, description="Its dominant colours")
     product: Product
 
     @classmethod
@@ -76,8 +107,41 @@ class SearchResult(BaseModel):
             score=round(hit.score, 5),
             match=hit.match,
             inliers=hit.inliers,
+            aspects=AspectScores(**hit.aspects) if hit.aspects is not None else None,
+            colours=[Swatch(hex=h, share=s) for h, s in hit.colours],
             product=Product.of(hit.product),
         )
+
+
+def _weight(aspect: str) -> Any:
+    return Field(
+        None,
+        ge=MIN_WEIGHT,
+        le=MAX_WEIGHT,
+        description=f"How much {aspect} counts, {MIN_WEIGHT:g}..{MAX_WEIGHT:g} (only the "
+        "ratios of the weights matter); default: the catalog's blend",
+    )
+
+
+class AspectParams(BaseModel):
+    """Per-query weights of the aspects of "looks alike" (search/aspects.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shape: float | None = _weight("shape (the CNN features: form, silhouette, style)")
+    colour: float | None = _weight("colour (the product's colour distribution)")
+    texture: float | None = _weight("texture (pattern: stripes, checks, print, weave)")
+
+    @model_validator(mode="after")
+    def _not_all_zero(self) -> AspectParams:
+        given = [v for v in (self.shape, self.colour, self.texture) if v is not None]
+        if len(given) == 3 and not any(given):
+            raise ValueError("at least one aspect weight must be above 0")
+        return self
+
+    @property
+    def weights(self) -> AspectWeights:
+        return AspectWeights(self.shape, self.colour, self.texture)
 
 
 class Crop(BaseModel):
@@ -89,11 +153,25 @@ class Crop(BaseModel):
     h: int = Field(gt=0)
 
 
-class SearchRequest(BaseModel):
-    """JSON body of POST /search (the multipart form has the same fields)."""
+class SimilarParams(AspectParams):
+    """Query parameters of GET /products/{sku}/similar (unknown ones are refused)."""
+
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K)
+    category: str | None = Field(None, max_length=MAX_LENGTH["category"])
+
+
+class SearchRequest(AspectParams):
+    """JSON body of POST /search (the multipart form has the same fields but
+    ``query_id``)."""
 
     image_url: str | None = Field(None, max_length=2048)
     image_base64: str | None = None
+    query_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Search again with the photo of an earlier answer's query.id (other "
+        "weights or filters, no upload); 404 once the server has forgotten it",
+    )
     crop: Crop | None = None
     k: int = Field(DEFAULT_K, ge=1, le=MAX_K)
     category: str | None = Field(None, max_length=MAX_LENGTH["category"])
@@ -101,10 +179,22 @@ class SearchRequest(BaseModel):
     max_price: float | None = Field(None, ge=0)
 
 
+class QueryInfo(BaseModel):
+    """What was searched for."""
+
+    id: str = Field(description="Send as query_id to search with this photo again")
+    width: int
+    height: int
+    crop: Crop | None = None
+    k: int
+    aspects: AspectScores = Field(description="The aspect weights used (summing to 1)")
+    colours: list[Swatch] = Field(description="The photo's dominant colours")
+
+
 class SearchResponse(BaseModel):
     results: list[SearchResult]
     took_ms: float
-    query: dict[str, Any]
+    query: QueryInfo
 
 
 _RESULTS = TypeAdapter(list[SearchResult])

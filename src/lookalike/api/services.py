@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.batcher import MicroBatcher
 from lookalike.api.metrics import Metrics
+from lookalike.api.queries import QueryCache
 from lookalike.config import Settings
 from lookalike.embeddings.embedder import PreparedImage
 from lookalike.engine import Engine, SearchSession
@@ -59,6 +60,7 @@ class Services:
     cpu: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="search")
     )
+    queries: QueryCache = field(default_factory=QueryCache)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the search executor, off the event loop."""

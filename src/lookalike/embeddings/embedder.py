@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.config import Pooling, Preprocessing, Settings
-from lookalike.embeddings import color
+from lookalike.embeddings.aspects import AspectLayout, colour, texture
 from lookalike.embeddings.onnx_export import onnx_model_path
 from lookalike.embeddings.pooling import l2_normalize, pool
 from lookalike.images.loader import LoadedImage
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import onnxruntime
     import torch
 
-_SPEC = re.compile(r"^(trim|pad|crop)-(gap|gem)-c(0(?:\.\d+)?|1(?:\.0+)?)$")
+_WEIGHT = r"(0(?:\.\d+)?|1(?:\.0+)?)"
+_SPEC = re.compile(rf"^(trim|pad|crop)-(gap|gem)-c{_WEIGHT}(?:-t{_WEIGHT})?$")
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,17 @@ class EmbedderConfig:
     pooling: Pooling = "gap"
     color_weight: float = 0.1
     network: Network = DEFAULT_NETWORK
+    texture_weight: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderConfig:
         """The config the settings name (``LOOKALIKE_MODEL``, preprocessing, ...)."""
-        config = cls(settings.preprocessing, settings.pooling, settings.color_weight)
+        config = cls(
+            settings.preprocessing,
+            settings.pooling,
+            settings.color_weight,
+            texture_weight=settings.texture_weight,
+        )
         try:
             return config.with_model(settings.model, settings.model_dir)
         except UnknownModelError as exc:
@@ -93,23 +100,27 @@ class EmbedderConfig:
 
     @classmethod
     def parse(cls, spec: str) -> EmbedderConfig:
-        """Parse ``trim-gap-c0.1`` style names; ``colorhist`` is the colour-only baseline."""
+        """Parse ``trim-gap-c0.1`` style names (``-t0.05``: a texture share beside the
+        colour share); ``colorhist`` is the colour-only baseline."""
         if spec == "colorhist":
             return cls("trim", "gap", 1.0)
         match = _SPEC.match(spec)
         if not match:
             raise ValueError(
-                f"bad embedder spec {spec!r}: expected (trim|pad|crop)-(gap|gem)-c<weight 0..1>, "
-                "e.g. trim-gap-c0.1, or 'colorhist'"
+                f"bad embedder spec {spec!r}: expected (trim|pad|crop)-(gap|gem)-c<weight 0..1>"
+                "[-t<weight 0..1>], e.g. trim-gap-c0.1, or 'colorhist'"
             )
-        pre, pooling, weight = match.groups()
-        return cls(pre, pooling, float(weight))  # type: ignore[arg-type]
+        pre, pooling, weight, tex = match.groups()
+        if float(weight) + float(tex or 0) > 1:
+            raise ValueError(f"bad embedder spec {spec!r}: colour and texture shares exceed 1")
+        return cls(pre, pooling, float(weight), texture_weight=float(tex or 0))  # type: ignore[arg-type]
 
     @property
     def name(self) -> str:
         if self.color_weight >= 1.0:
             return "colorhist"
-        return f"{self.preprocessing}-{self.pooling}-c{self.color_weight:g}"
+        name = f"{self.preprocessing}-{self.pooling}-c{self.color_weight:g}"
+        return f"{name}-t{self.texture_weight:g}" if self.texture_weight > 0 else name
 
     @property
     def version(self) -> str:
@@ -118,18 +129,35 @@ class EmbedderConfig:
         return f"{self.network.version}/{self.name}"
 
     @property
+    def shape_weight(self) -> float:
+        """The CNN features' share: what colour and texture leave."""
+        return max(0.0, 1.0 - self.color_weight - self.texture_weight)
+
+    @property
     def uses_cnn(self) -> bool:
-        return self.color_weight < 1.0
+        return self.shape_weight > 0
+
+    @property
+    def layout(self) -> AspectLayout:
+        """Where each aspect lies in this config's vectors (embeddings/aspects)."""
+        return AspectLayout.of(
+            {
+                "shape": self.shape_weight,
+                "colour": self.color_weight,
+                "texture": self.texture_weight,
+            },
+            {"shape": self.network.dim, "colour": colour.DIM, "texture": texture.DIM},
+        )
 
     @property
     def dim(self) -> int:
-        cnn = self.network.dim if self.uses_cnn else 0
-        return cnn + (color.DIM if self.color_weight > 0 else 0)
+        return self.layout.parts[-1].stop
 
 
 class Embedder(ABC):
     """Turns pictures into unit-length vectors whose dot product is their similarity:
-    ``(1 - w) * cosine(CNN features) + w * colour-histogram overlap``."""
+    ``shape share * cosine(CNN features) + colour share * colour-histogram overlap +
+    texture share * texture cosine`` (embeddings/aspects)."""
 
     def __init__(self, config: EmbedderConfig) -> None:
         self.config = config
@@ -143,26 +171,31 @@ class Embedder(ABC):
         return self.config.dim
 
     def prepare(self, image: LoadedImage) -> PreparedImage:
-        """All per-image work before the model: geometry, scaling, colour histogram.
-        Safe to call from worker threads, so it overlaps with inference."""
-        spec = self.config.network.spec
-        square = to_square(image.pixels, self.config.preprocessing, spec.input_size)
+        """All per-image work before the model: geometry, scaling, colour and texture
+        descriptors. Safe to call from worker threads, so it overlaps with inference."""
+        config = self.config
+        spec = config.network.spec
+        square = to_square(image.pixels, config.preprocessing, spec.input_size)
         return PreparedImage(
-            model_input([square], spec.input_mean, spec.input_std)[0]
-            if self.config.uses_cnn
-            else None,
-            color.color_descriptor(square) if self.config.color_weight > 0 else None,
+            model_input([square], spec.input_mean, spec.input_std)[0] if config.uses_cnn else None,
+            colour.color_descriptor(square) if config.color_weight > 0 else None,
+            texture.texture_descriptor(square) if config.texture_weight > 0 else None,
         )
 
     def embed_prepared(self, batch: list[PreparedImage]) -> np.ndarray:
         """Embed prepared images as one batch: N x dim float32, rows of unit length."""
-        w = self.config.color_weight
+        config = self.config
         parts = []
-        if self.config.uses_cnn:
+        if config.uses_cnn:
             x = np.stack([p.tensor for p in batch if p.tensor is not None])
-            parts.append(np.sqrt(1.0 - w) * pool(self.feature_maps(x), self.config.pooling))
-        if w > 0:
-            parts.append(np.sqrt(w) * np.stack([p.color for p in batch if p.color is not None]))
+            cnn = pool(self.feature_maps(x), config.pooling)
+            parts.append(np.sqrt(config.shape_weight) * cnn)
+        if config.color_weight > 0:
+            colours = np.stack([p.color for p in batch if p.color is not None])
+            parts.append(np.sqrt(config.color_weight) * colours)
+        if config.texture_weight > 0:
+            textures = np.stack([p.texture for p in batch if p.texture is not None])
+            parts.append(np.sqrt(config.texture_weight) * textures)
         return l2_normalize(np.concatenate(parts, axis=1))
 
     def embed_images(self, images: list[LoadedImage]) -> np.ndarray:
@@ -178,10 +211,12 @@ class Embedder(ABC):
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One image ready for the model: its input tensor (3 x S x S) and colour part."""
+    """One image ready for the model: its input tensor (3 x S x S), colour and texture
+    parts."""
 
     tensor: np.ndarray | None
     color: np.ndarray | None
+    texture: np.ndarray | None = None
 
 
 class OnnxEmbedder(Embedder):

@@ -25,11 +25,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lookalike.embeddings.aspects import AspectLayout
 from lookalike.index.base import ProductIndex
 from lookalike.matching.appearance import compared_size, structure
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
 from lookalike.matching.verify import Query, Verification, verify
+from lookalike.search.aspects import AspectWeights, explain, weighted_query
 from lookalike.search.searcher import Filters, Match, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
 
@@ -97,10 +99,12 @@ class PhotoSearcher:
         index: ProductIndex,
         local_index: DescriptorIndex | None,
         model_version: str,
+        layout: AspectLayout,
         params: VerifyParams | None = None,
         catalog_pixels: CatalogPixels | None = None,
     ) -> None:
         self.store = store
+        self.layout = layout
         self.catalog_pixels = catalog_pixels
         self.searcher = Searcher(store, index)
         self.local_index = local_index
@@ -114,17 +118,22 @@ class PhotoSearcher:
         k: int,
         filters: Filters | None = None,
         zoom: Callable[[], LocalFeatures | None] | None = None,
+        weights: AspectWeights | None = None,
     ) -> list[SearchHit]:
         """Top ``k`` results for one photo: exact matches, then similar products.
         ``zoom``, if given, describes the photo's centre at a finer resolution: asked for
-        only when the whole photo matched nothing exactly."""
+        only when the whole photo matched nothing exactly. ``weights`` weigh the aspects
+        of the similar products (which product the photo shows does not depend on them).
+        Every result says how alike it is in each aspect (search/aspects.py)."""
         p = self.params
+        weights = weights or AspectWeights()
+        query = weighted_query(vector, self.layout, weights)
         allowed = self.searcher.allowed_ids(filters)  # read once for every step below
         local = features is not None and len(features) > 0 and self.local_index is not None
         depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
-        hits = self.searcher.search(vector, depth, filters, allowed=allowed)
+        hits = self.searcher.search(query, depth, filters, allowed=allowed)
         if k <= 0 or features is None or not local:
-            return hits[:k]
+            return self._explained(hits[:k], vector)
         found = self._match(features, hits, allowed)
         if not found.exact and zoom is not None:
             # Nothing matched the whole photo: the product may be small in it (on a shelf,
@@ -137,7 +146,7 @@ class PhotoSearcher:
         verified = exact + [pid for pid in ranked if pid not in exact]
         # Each verified product's vector, read once: its score, and the anchor of the
         # similar products when it is the first exact match.
-        vectors = {pid: self.store.vector(pid, self.model_version) for pid in verified}
+        vectors = self.store.vectors(verified, self.model_version)
         out: list[SearchHit] = []
         seen: set[str] = set()  # byte-identical images under other SKUs are shown once
         for pid in verified:
@@ -145,13 +154,15 @@ class PhotoSearcher:
             if product is None or product.image_sha256 in seen or len(out) >= k:
                 continue
             seen.add(product.image_sha256)
-            own = vectors[pid]
-            score = float(np.dot(vector, own)) if own is not None else 0.0
+            own = vectors.get(pid)
+            score = float(np.dot(query, own)) if own is not None else 0.0
             match: Match = "exact" if pid in exact else "similar"
             out.append(SearchHit(product, score, match, checks[pid].inliers))
-        anchor = vectors[exact[0]] if exact else None
+        anchor = vectors.get(exact[0]) if exact else None
+        photo_ranked = len(out)  # the verified ones; the rest are ranked against the anchor
         if anchor is not None:
-            hits = self.searcher.search(anchor, k + len(verified), filters, allowed=allowed)
+            anchored = weighted_query(anchor, self.layout, weights)
+            hits = self.searcher.search(anchored, k + len(verified), filters, allowed=allowed)
         else:
             hits = self._with_votes(hits, votes)
         for hit in hits:
@@ -162,7 +173,24 @@ class PhotoSearcher:
             seen.add(hit.product.image_sha256)
             check = checks.get(hit.product.id or -1)
             out.append(replace(hit, inliers=check.inliers) if check is not None else hit)
-        return out
+        return self._explained(out, vector, anchor, photo_ranked)
+
+    def _explained(
+        self,
+        hits: list[SearchHit],
+        photo: np.ndarray,
+        anchor: np.ndarray | None = None,
+        photo_ranked: int = 0,
+    ) -> list[SearchHit]:
+        """The hits with their aspect similarities to what they were ranked against: the
+        first ``photo_ranked`` (and all, without an ``anchor``) to the photo, the rest to
+        the matched product."""
+        ids = [h.product.id for h in hits if h.product.id is not None]
+        vectors = self.store.vectors(ids, self.model_version)
+        references = [
+            photo if anchor is None or i < photo_ranked else anchor for i in range(len(hits))
+        ]
+        return explain(hits, references, vectors, self.layout)
 
     def _match(
         self, features: LocalFeatures, hits: list[SearchHit], allowed: np.ndarray | None

@@ -36,12 +36,16 @@ MAX_K = 100
 class SearchHit:
     """One result: the product, its similarity to the query, and whether the photo shows
     this very product (``exact``, with the verification's inlier count) or a look-alike.
-    ``inliers`` is None when the result was not verified."""
+    ``inliers`` is None when the result was not verified. ``aspects`` (each aspect's
+    similarity) and ``colours`` (the product's dominant colours, ``#rrggbb`` and share)
+    explain the result (search/aspects.py)."""
 
     product: ProductData
     score: float
     match: Match = "similar"
     inliers: int | None = None
+    aspects: dict[str, float] | None = None
+    colours: tuple[tuple[str, float], ...] = ()
 
 
 class Searcher:
@@ -66,7 +70,9 @@ class Searcher:
         filters, exclusions or collapsing thin the list, the search widens until ``k``
         results are found or the candidates run out: never silently fewer. ``allowed``
         (the :meth:`allowed_ids` of ``filters``, when the caller has them already) saves
-        reading them from the database again.
+        reading them from the database again. ``query`` may have any length (a query whose
+        aspects were reweighted): the index sees it at unit length and the scores are
+        scaled back, so they are its inner products with the products' vectors.
         """
         if k <= 0:
             return []
@@ -78,10 +84,11 @@ class Searcher:
                 return []
         available = len(self.index) if allowed is None else len(allowed)
         fetch = min(available, k + len(exclude_ids) + 8)
-        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        norm = float(np.linalg.norm(query)) or 1.0
+        q = np.ascontiguousarray(query.reshape(1, -1) / norm, dtype=np.float32)
         while True:
             scores, ids = self.index.search(q, fetch, allowed)
-            hits = self._collect(scores[0], ids[0], k, exclude_ids, exclude_sha256)
+            hits = self._collect(scores[0] * norm, ids[0], k, exclude_ids, exclude_sha256)
             if len(hits) >= k or fetch >= available:
                 return hits
             fetch = min(available, fetch * 4)

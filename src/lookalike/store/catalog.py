@@ -265,6 +265,19 @@ class CatalogStore:
             )
             return None if blob is None else np.frombuffer(blob, dtype="<f4").copy()
 
+    def vectors(self, product_ids: Sequence[int], model_version: str) -> dict[int, np.ndarray]:
+        """The ``model_version`` vectors of several products, by id (missing ones left out)."""
+        if not product_ids:
+            return {}
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Embedding.product_id, Embedding.vector).where(
+                    Embedding.model_version == model_version,
+                    Embedding.product_id.in_(list(product_ids)),
+                )
+            ).all()
+        return {int(pid): np.frombuffer(blob, dtype="<f4").copy() for pid, blob in rows}
+
     def iter_vectors(
         self, model_version: str, chunk: int = 4096
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

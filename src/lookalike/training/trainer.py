@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from lookalike.embeddings.color import color_descriptor
+from lookalike.embeddings.aspects.colour import color_descriptor
 from lookalike.embeddings.embedder import EmbedderConfig
 from lookalike.embeddings.onnx_export import export_model
 from lookalike.embeddings.pooling import l2_normalize, pool

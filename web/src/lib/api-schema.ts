@@ -201,6 +201,19 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AspectScores
+         * @description How alike two pictures are in each aspect (cosine, 1 = the same); an aspect the
+         *     catalog was embedded without is absent.
+         */
+        AspectScores: {
+            /** Shape */
+            shape?: number | null;
+            /** Colour */
+            colour?: number | null;
+            /** Texture */
+            texture?: number | null;
+        };
         /** Body_create_import_api_v1_imports_post */
         Body_create_import_api_v1_imports_post: {
             /**
@@ -348,10 +361,54 @@ export interface components {
             page_size: number;
         };
         /**
+         * QueryInfo
+         * @description What was searched for.
+         */
+        QueryInfo: {
+            /**
+             * Id
+             * @description Send as query_id to search with this photo again
+             */
+            id: string;
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            crop?: components["schemas"]["Crop"] | null;
+            /** K */
+            k: number;
+            /** @description The aspect weights used (summing to 1) */
+            aspects: components["schemas"]["AspectScores"];
+            /**
+             * Colours
+             * @description The photo's dominant colours
+             */
+            colours: components["schemas"]["Swatch"][];
+        };
+        /**
          * SearchRequest
-         * @description JSON body of POST /search (the multipart form has the same fields).
+         * @description JSON body of POST /search (the multipart form has the same fields but
+         *     ``query_id``).
          */
         SearchRequest: {
+            /**
+             * Shape
+             * @description How much shape (the CNN features: form, silhouette, style) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend
+             * @default null
+             */
+            shape?: number | null;
+            /**
+             * Colour
+             * @description How much colour (the product's colour distribution) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend
+             * @default null
+             */
+            colour?: number | null;
+            /**
+             * Texture
+             * @description How much texture (pattern: stripes, checks, print, weave) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend
+             * @default null
+             */
+            texture?: number | null;
             /**
              * Image Url
              * @default null
@@ -362,6 +419,12 @@ export interface components {
              * @default null
              */
             image_base64?: string | null;
+            /**
+             * Query Id
+             * @description Search again with the photo of an earlier answer's query.id (other weights or filters, no upload); 404 once the server has forgotten it
+             * @default null
+             */
+            query_id?: string | null;
             /** @default null */
             crop?: components["schemas"]["Crop"] | null;
             /**
@@ -391,10 +454,7 @@ export interface components {
             results: components["schemas"]["SearchResult"][];
             /** Took Ms */
             took_ms: number;
-            /** Query */
-            query: {
-                [key: string]: unknown;
-            };
+            query: components["schemas"]["QueryInfo"];
         };
         /** SearchResult */
         SearchResult: {
@@ -415,7 +475,31 @@ export interface components {
              * @description Local-feature matches consistent with one view of the product (the verification score); null when the result was not verified
              */
             inliers?: number | null;
+            /** @description Similarity in each aspect to what the result was ranked against (the photo, or the exactly matched product for the similar products after it) */
+            aspects?: components["schemas"]["AspectScores"] | null;
+            /**
+             * Colours
+             * @description Its dominant colours
+             */
+            colours?: components["schemas"]["Swatch"][];
             product: components["schemas"]["Product"];
+        };
+        /**
+         * Swatch
+         * @description One dominant colour of a picture's product (background excluded).
+         */
+        Swatch: {
+            /**
+             * Hex
+             * @description #rrggbb
+             * @example #cc2828
+             */
+            hex: string;
+            /**
+             * Share
+             * @description Share of the product's pixels near this colour
+             */
+            share: number;
         };
         /** ValidationError */
         ValidationError: {
@@ -464,6 +548,9 @@ export interface operations {
                     category?: string;
                     min_price?: number;
                     max_price?: number;
+                    shape?: number;
+                    colour?: number;
+                    texture?: number;
                 };
                 "application/json": components["schemas"]["SearchRequest"];
             };
@@ -634,6 +721,12 @@ export interface operations {
     similar_api_v1_products__sku__similar_get: {
         parameters: {
             query?: {
+                /** @description How much shape (the CNN features: form, silhouette, style) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend */
+                shape?: number | null;
+                /** @description How much colour (the product's colour distribution) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend */
+                colour?: number | null;
+                /** @description How much texture (pattern: stripes, checks, print, weave) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend */
+                texture?: number | null;
                 k?: number;
                 category?: string | null;
             };

@@ -18,13 +18,14 @@ from lookalike.api.schemas import (
     ProductPage,
     ProductText,
     SearchResult,
+    SimilarParams,
     SkuText,
     json_response,
 )
 from lookalike.api.security import require_reader, require_writer
 from lookalike.api.services import Embedded, Services, services
 from lookalike.errors import ProductNotFoundError
-from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
+from lookalike.search.searcher import Filters, SearchHit
 from lookalike.store.catalog import ProductData
 from lookalike.store.fields import MAX_LENGTH
 
@@ -63,12 +64,11 @@ async def categories(svc: Annotated[Services, Depends(services)]) -> list[Catego
 async def similar(
     sku: str,
     svc: Annotated[Services, Depends(services)],
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = DEFAULT_K,
-    category: Annotated[str | None, Query(max_length=MAX_LENGTH["category"])] = None,
+    params: Annotated[SimilarParams, Query()],
 ) -> Response:
     def find() -> list[SearchHit]:
         svc.engine.refresh_if_stale(svc.settings.change_check_ms / 1000)
-        return svc.engine.similar(sku, k, Filters(category))
+        return svc.engine.similar(sku, params.k, Filters(params.category), params.weights)
 
     hits = await svc.run(find)
     svc.metrics.searches.labels("similar").inc()

@@ -15,17 +15,22 @@ from starlette.datastructures import UploadFile
 
 from lookalike.api.fetch import fetch_image
 from lookalike.api.problems import Problem, invalid_input
+from lookalike.api.queries import CachedQuery
 from lookalike.api.schemas import (
     API_PREFIX,
+    AspectScores,
     Crop,
+    QueryInfo,
     SearchRequest,
     SearchResponse,
     SearchResult,
+    Swatch,
     json_response,
 )
 from lookalike.api.security import require_reader
 from lookalike.api.services import Services, services
 from lookalike.images.loader import LoadedImage
+from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, palette
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters
 
 router = APIRouter(prefix=API_PREFIX, tags=["search"], dependencies=[Depends(require_reader)])
@@ -40,6 +45,10 @@ _FORM_SCHEMA = {
         "category": {"type": "string"},
         "min_price": {"type": "number", "minimum": 0},
         "max_price": {"type": "number", "minimum": 0},
+        **{
+            aspect: {"type": "number", "minimum": MIN_WEIGHT, "maximum": MAX_WEIGHT}
+            for aspect in ("shape", "colour", "texture")
+        },
     },
 }
 # The body is read by hand (a form or JSON), so FastAPI does not see SearchRequest: the app
@@ -74,38 +83,78 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     lo, hi = params.min_price, params.max_price
     if lo is not None and hi is not None and lo > hi:
         raise Problem(400, "min_price is larger than max_price")
-    crop = params.crop
-    query = await svc.embed(
-        data, source, (lambda img: _crop(img, crop)) if crop is not None else None
-    )
+    if data is None:
+        query = _remembered(svc, params)
+        query_id = params.query_id or ""
+    else:
+        query = await _embedded(svc, data, source, params.crop)
+        query_id = svc.queries.put(query)
+    session = query.session
+    weights = params.weights.resolve(session.layout)  # a weight it cannot use: 400 now
     filters = Filters(params.category, params.min_price, params.max_price)
-    # A region the user drew is the product: no second look at the photo's centre.
-    zoom = svc.engine.zoom(data, source, query.image) if crop is None else None
     hits = await svc.run(
         svc.engine.search_photo,
         query.vector,
         query.features,
         params.k,
         filters,
-        query.session,
-        zoom,
+        session,
+        query.zoom,
+        params.weights,
     )
     image = query.image
     svc.metrics.searches.labels("image").inc()
     answer = SearchResponse(
         results=[SearchResult.of(h) for h in hits],
         took_ms=round((time.perf_counter() - start) * 1000, 2),
-        query={
-            "width": image.width,
-            "height": image.height,
-            "crop": params.crop.model_dump() if params.crop else None,
-            "k": params.k,
-        },
+        query=QueryInfo(
+            id=query_id,
+            width=image.width,
+            height=image.height,
+            crop=query.crop,
+            k=params.k,
+            aspects=AspectScores(**{a: round(w, 4) for a, w in weights.items()}),
+            colours=[Swatch(hex=h, share=s) for h, s in palette(query.vector, session.layout)],
+        ),
     )
     return json_response(answer)
 
 
-async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, bytes, str]:
+async def _embedded(svc: Services, data: bytes, source: str, crop: Crop | None) -> CachedQuery:
+    """Embed a photo (cut to ``crop``) and describe it, ready to be searched and kept."""
+    query = await svc.embed(
+        data, source, (lambda img: _crop(img, crop)) if crop is not None else None
+    )
+    # A region the user drew is the product: no second look at the photo's centre.
+    zoom = svc.engine.zoom(data, source, query.image) if crop is None else None
+    return CachedQuery(
+        query.vector,
+        query.features,
+        query.session,
+        query.image,
+        crop,
+        zoom,
+        len(data) if zoom is not None else 0,
+    )
+
+
+def _remembered(svc: Services, params: SearchRequest) -> CachedQuery:
+    """The photo of an earlier search (``query_id``), if this server still has it for
+    the model version it searches with."""
+    if params.crop is not None:
+        raise Problem(422, "a crop needs the photo: send it again instead of query_id")
+    query = svc.queries.get(params.query_id or "")
+    if query is None or query.session.version != svc.engine.session().version:
+        raise Problem(
+            404,
+            f"query {params.query_id!r} is unknown or expired: send the photo again",
+            code="query_expired",
+        )
+    return query
+
+
+async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, bytes | None, str]:
+    """The parameters and the photo (None: the request names an earlier one)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = svc.settings.max_upload_bytes
     if ctype == "multipart/form-data":
@@ -115,6 +164,8 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
         }
         if "crop" in fields:
             fields["crop"] = _parse_crop(fields["crop"])
+        if "query_id" in fields:
+            raise Problem(422, "query_id is for JSON bodies; a form uploads the photo")
         params = _validate(fields)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
@@ -130,6 +181,10 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
             params = SearchRequest.model_validate_json(body or b"{}")
         except ValidationError as exc:
             raise invalid_input(exc.errors()) from None
+        if params.query_id is not None:
+            if params.image_base64 or params.image_url:
+                raise Problem(422, "give query_id or a photo, not both")
+            return params, None, "query_id"
         if params.image_base64:
             return params, _decode_base64(params.image_base64, limit), "image_base64"
         if params.image_url:
@@ -143,7 +198,9 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
                 )
             )
             return params, data, url
-        raise Problem(422, "give image_base64 or image_url (or upload a multipart 'image')")
+        raise Problem(
+            422, "give image_base64, image_url or query_id (or upload a multipart 'image')"
+        )
     raise Problem(
         415, "send multipart/form-data with an 'image' file, or JSON with image_url/image_base64"
     )

@@ -1,4 +1,4 @@
-"""A colour descriptor: the product's colour distribution, background excluded.
+"""The colour descriptor: the product's colour distribution, background excluded.
 
 CNN features trained for ImageNet classes are nearly colour-blind (a red and a blue
 T-shirt are neighbours), yet shoppers read colour as part of "looks alike". This
@@ -46,3 +46,37 @@ def color_descriptor(square: np.ndarray) -> np.ndarray:
     hist /= max(float(hist.sum()), 1.0)
     out: np.ndarray = np.sqrt(hist)
     return out
+
+
+def swatches(
+    descriptor: np.ndarray, n: int = 3, min_share: float = 0.08
+) -> list[tuple[str, float]]:
+    """The ``n`` dominant colours of a (unit) colour descriptor, as ``#rrggbb`` and the
+    share of the product's pixels, largest first; colours under ``min_share`` left out."""
+    shares = np.square(np.asarray(descriptor, dtype=np.float64))
+    shares /= max(float(shares.sum()), 1e-12)
+    top = [int(i) for i in np.argsort(-shares)[:n] if shares[i] >= min_share]
+    return [(_BIN_HEX[i], round(float(shares[i]), 3)) for i in top]
+
+
+def _bin_colours() -> list[str]:
+    """Each histogram bin's typical colour: hue at the bin's centre, saturation and value
+    at the middle of their range; grays at the middle of theirs."""
+    span = 256 - _CHROMA_MIN
+    hsv = []
+    for hue in range(HUE_BINS):
+        for sat in range(SAT_BINS):
+            for val in range(VAL_BINS):
+                hsv.append(
+                    (
+                        hue * 180 // HUE_BINS,
+                        _CHROMA_MIN + (2 * sat + 1) * span // (2 * SAT_BINS),
+                        _CHROMA_MIN + (2 * val + 1) * span // (2 * VAL_BINS),
+                    )
+                )
+    hsv += [(0, 0, (2 * g + 1) * 256 // (2 * GRAY_BINS)) for g in range(GRAY_BINS)]
+    rgb = cv2.cvtColor(np.array([hsv], dtype=np.uint8), cv2.COLOR_HSV2RGB)[0]
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
+
+
+_BIN_HEX = _bin_colours()

@@ -1,0 +1,142 @@
+"""Aspect weights and explanations over HTTP: POST /search, query_id, /similar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lookalike.api.app import create_app
+from lookalike.config import Settings
+from lookalike.engine import Engine
+from lookalike.ingest.readers import read_catalog
+from tests.conftest import write_catalog
+
+pytestmark = pytest.mark.dataset
+
+COLOUR_ONLY = {"shape": 0, "colour": 1, "texture": 0}
+
+
+def _upload(client: TestClient, dataset: Path, row: dict[str, str], **fields: Any) -> Any:
+    photo = (dataset / row["file"]).read_bytes()
+    return client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", photo, "image/jpeg")},
+        data={k: str(v) for k, v in fields.items()},
+    )
+
+
+def test_results_explain_themselves(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    r = _upload(client, dataset, api_rows[7], k=5)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    query = body["query"]
+    assert set(query["aspects"]) >= {"shape", "colour"}
+    assert sum(v for v in query["aspects"].values() if v is not None) == pytest.approx(1, abs=1e-3)
+    assert query["colours"] and query["colours"][0]["hex"].startswith("#")
+    for result in body["results"]:
+        aspects = result["aspects"]
+        assert -1 <= aspects["shape"] <= 1 and -1 <= aspects["colour"] <= 1
+        assert result["colours"], result
+    # The product itself comes first, alike in every aspect.
+    first = body["results"][0]
+    assert first["product"]["sku"] == api_rows[7]["id"]
+    assert first["aspects"]["shape"] > 0.95 and first["aspects"]["colour"] > 0.95
+
+
+def test_weights_change_the_ranking_and_the_score(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    default = _upload(client, dataset, api_rows[10], k=10).json()
+    by_colour = _upload(client, dataset, api_rows[10], k=10, **COLOUR_ONLY).json()
+    assert by_colour["query"]["aspects"]["colour"] == pytest.approx(1)
+    # Colour alone: each result's score is its colour similarity, in that order.
+    colours = [r["aspects"]["colour"] for r in by_colour["results"]]
+    scores = [r["score"] for r in by_colour["results"]]
+    assert scores == pytest.approx(colours, abs=1e-3)
+    assert colours == sorted(colours, reverse=True)
+    assert [r["product"]["sku"] for r in default["results"]] != [
+        r["product"]["sku"] for r in by_colour["results"]
+    ]
+
+
+def test_query_id_searches_again_without_the_photo(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    first = _upload(client, dataset, api_rows[12], k=6, **COLOUR_ONLY).json()
+    query_id = first["query"]["id"]
+    again = client.post("/api/v1/search", json={"query_id": query_id, "k": 6, **COLOUR_ONLY})
+    assert again.status_code == 200, again.text
+    assert again.json()["results"] == first["results"]
+    assert again.json()["query"]["id"] == query_id
+    reweighed = client.post("/api/v1/search", json={"query_id": query_id, "k": 6, "shape": 1})
+    assert reweighed.status_code == 200
+    assert reweighed.json()["query"]["aspects"]["shape"] > first["query"]["aspects"]["shape"]
+
+    gone = client.post("/api/v1/search", json={"query_id": "no-such-query"})
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "query_expired"
+    both = client.post("/api/v1/search", json={"query_id": query_id, "image_url": "http://x/y"})
+    assert both.status_code == 422
+    crop = client.post(
+        "/api/v1/search", json={"query_id": query_id, "crop": {"x": 0, "y": 0, "w": 5, "h": 5}}
+    )
+    assert crop.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "fields, status, words",
+    [
+        ({"shape": 0, "colour": 0, "texture": 0}, 422, "above 0"),
+        ({"colour": 1.5}, 422, "colour"),
+        ({"shape": -0.1}, 422, "shape"),
+        ({"colour": "red"}, 422, "colour"),
+        ({"pattern": 1}, 422, "pattern"),
+    ],
+)
+def test_bad_weights_are_a_clear_4xx(
+    client: TestClient,
+    dataset: Path,
+    api_rows: list[dict[str, str]],
+    fields: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    r = _upload(client, dataset, api_rows[0], **fields)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert words in r.json()["detail"]
+    similar = client.get(f"/api/v1/products/{api_rows[0]['id']}/similar", params=fields)
+    assert similar.status_code == status, similar.text
+    assert words in similar.json()["detail"]
+
+
+def test_similar_takes_weights(client: TestClient, api_rows: list[dict[str, str]]) -> None:
+    sku = api_rows[3]["id"]
+    r = client.get(f"/api/v1/products/{sku}/similar", params={"k": 8, **COLOUR_ONLY})
+    assert r.status_code == 200, r.text
+    results = r.json()
+    assert len(results) == 8 and sku not in {x["product"]["sku"] for x in results}
+    colours = [x["aspects"]["colour"] for x in results]
+    assert [x["score"] for x in results] == pytest.approx(colours, abs=1e-3)
+
+
+def test_an_aspect_the_catalog_lacks_is_a_400(
+    tmp_path: Path, model_cache: Path, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    catalog = write_catalog(tmp_path / "catalog.csv", dataset, api_rows[:6])
+    settings = Settings(home=tmp_path, model_cache=model_cache, texture_weight=0.0, _env_file=None)
+    engine = Engine(settings)
+    engine.ingest(read_catalog(catalog).records)
+    engine.close()
+    with TestClient(create_app(settings)) as client:
+        r = _upload(client, dataset, api_rows[1], texture=0.5)
+        assert r.status_code == 400
+        assert r.json()["code"] == "aspect_weights" and "no texture part" in r.json()["detail"]
+        fine = _upload(client, dataset, api_rows[1], texture=0, colour=1)
+        assert fine.status_code == 200
+        assert "texture" not in {k for k, v in fine.json()["query"]["aspects"].items() if v}
