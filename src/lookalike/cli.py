@@ -27,9 +27,10 @@ from rich.table import Table
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
-from lookalike.errors import AspectError, CatalogFileError, LookalikeError
+from lookalike.errors import AspectError, CatalogFileError, FeedbackError, LookalikeError
 from lookalike.ingest.pipeline import RecordEmbedder
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
+from lookalike.search.feedback import Feedback
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 
 app = typer.Typer(
@@ -202,6 +203,12 @@ def _weight_option(aspect: str, what: str) -> Any:
 _SHAPE = _weight_option("shape", "shape (form, silhouette, style)")
 _COLOUR = _weight_option("colour", "colour")
 _TEXTURE = _weight_option("texture", "texture (pattern)")
+_MORE = typer.Option(
+    [], "--more", metavar="SKU", help="More like this product (repeat for several)."
+)
+_LESS = typer.Option(
+    [], "--less", metavar="SKU", help="Less like this product; never shown (repeatable)."
+)
 
 
 def _weights(shape: float | None, colour: float | None, texture: float | None) -> AspectWeights:
@@ -213,10 +220,11 @@ def _weights(shape: float | None, colour: float | None, texture: float | None) -
 
 @contextmanager
 def _aspect_errors() -> Iterator[None]:
-    """Weights the catalog cannot honour are a usage error (exit 2), as bad options are."""
+    """Weights or marks that cannot be used are a usage error (exit 2), as bad options
+    are."""
     try:
         yield
-    except AspectError as exc:
+    except (AspectError, FeedbackError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
@@ -266,13 +274,16 @@ def search(
     shape: float | None = _SHAPE,
     colour: float | None = _COLOUR,
     texture: float | None = _TEXTURE,
+    more: list[str] = _MORE,
+    less: list[str] = _LESS,
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """Find the products that look most like each photo."""
     weights = _weights(shape, colour, texture)
     with _engine() as engine, _aspect_errors():
         filters = Filters(category, min_price, max_price)
-        results = engine.search_files(images, k, filters, weights)
+        feedback = Feedback(tuple(more), tuple(less))
+        results = engine.search_files(images, k, filters, weights, feedback)
     failed = False
     for r in results:
         failed |= r.error is not None
@@ -297,12 +308,15 @@ def similar(
     shape: float | None = _SHAPE,
     colour: float | None = _COLOUR,
     texture: float | None = _TEXTURE,
+    more: list[str] = _MORE,
+    less: list[str] = _LESS,
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """More like this: products that look like a catalog product (itself excluded)."""
     weights = _weights(shape, colour, texture)
     with _engine() as engine, _aspect_errors():
-        hits = engine.similar(sku, k, Filters(category), weights)
+        feedback = Feedback(tuple(more), tuple(less))
+        hits = engine.similar(sku, k, Filters(category), weights, feedback)
     if as_json:
         print(json.dumps({"sku": sku, "results": [_hit_json(h) for h in hits]}))
     else:

@@ -21,6 +21,7 @@ from lookalike.config import Settings
 from lookalike.embeddings.aspects import AspectLayout
 from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embedder
 from lookalike.errors import (
+    FeedbackError,
     ImageError,
     ModelVersionError,
     ProductNotFoundError,
@@ -43,7 +44,8 @@ from lookalike.ingest.readers import CatalogRecord
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import QUERY_MAX_SIDE, LocalFeatures, query_features
 from lookalike.matching.manager import LocalIndexManager
-from lookalike.search.aspects import AspectWeights, explain, weighted_query
+from lookalike.search.aspects import AspectWeights, explain
+from lookalike.search.feedback import MAX_FEEDBACK, Feedback, Refinement
 from lookalike.search.photo import PhotoSearcher, VerifyParams
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
@@ -419,13 +421,14 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         weights: AspectWeights | None = None,
+        feedback: Feedback | None = None,
     ) -> list[QueryResult]:
         """Search with several image files; the model runs once over all of them. A file
         that cannot be used gets its error in its result; the others are still searched.
-        Weights the catalog cannot honour raise AspectError before any work."""
+        Weights or feedback that cannot be used raise (AspectError, FeedbackError) before
+        any work."""
         session = self.session()
-        if weights is not None:
-            weights.resolve(session.layout)
+        self.refinement(weights, feedback, session)
         loaded, errors = [], {}
         for p in paths:
             try:
@@ -455,6 +458,7 @@ class Engine:
                     session,
                     zoom=next(zooms),
                     weights=weights,
+                    feedback=feedback,
                 ),
             )
             for p in paths
@@ -495,11 +499,14 @@ class Engine:
         session: SearchSession | None = None,
         zoom: Callable[[], LocalFeatures | None] | None = None,
         weights: AspectWeights | None = None,
+        feedback: Feedback | None = None,
     ) -> list[SearchHit]:
         """Two-stage photo search (search/photo.py): exact matches verified by local
-        features first, then similar products, their aspects weighed by ``weights``.
-        ``session`` from the same :meth:`session` as the embedder that made the vector."""
+        features first, then similar products, their aspects weighed by ``weights`` and
+        moved by the shopper's ``feedback``. ``session`` from the same :meth:`session`
+        as the embedder that made the vector."""
         session = session or self.session()
+        refinement = self.refinement(weights, feedback, session)
         searcher = PhotoSearcher(
             self.store,
             session.index,
@@ -509,10 +516,45 @@ class Engine:
             self.verify_params,
             self._catalog_pixels,
         )
-        hits = searcher.search(vector, features, k, filters, zoom, weights)
+        hits = searcher.search(vector, features, k, filters, zoom, refinement)
         if not hits:
             self.check_filters(filters)
         return hits
+
+    def refinement(
+        self,
+        weights: AspectWeights | None,
+        feedback: Feedback | None,
+        session: SearchSession | None = None,
+    ) -> Refinement:
+        """The aspect weights and the marked products' vectors of one query. Raises
+        AspectError for weights the catalog cannot honour, FeedbackError for more than
+        MAX_FEEDBACK marks or a SKU the catalog does not have."""
+        session = session or self.session()
+        weights = weights or AspectWeights()
+        weights.resolve(session.layout)  # refused before any search work
+        if not feedback:
+            return Refinement(weights)
+        marked = feedback.positive + feedback.negative
+        if len(marked) > MAX_FEEDBACK:
+            raise FeedbackError(f"at most {MAX_FEEDBACK} products may be marked, not {len(marked)}")
+        products = self.store.get_many(list(marked))
+        unknown = [sku for sku in marked if sku not in products]
+        if unknown:
+            raise FeedbackError(f"no product with SKU {', '.join(map(repr, unknown))}")
+        ids = {sku: p.id for sku, p in products.items() if p.id is not None}
+        vectors = self.store.vectors(list(ids.values()), session.version)
+
+        def stack(skus: tuple[str, ...]) -> np.ndarray:
+            rows = [vectors[ids[s]] for s in skus if ids.get(s) in vectors]
+            return np.stack(rows) if rows else np.empty((0, 0), dtype=np.float32)
+
+        return Refinement(
+            weights,
+            stack(feedback.positive),
+            stack(feedback.negative),
+            frozenset(ids[s] for s in feedback.negative if s in ids),
+        )
 
     def check_filters(self, filters: Filters | None) -> None:
         """Explain an empty answer: UnknownCategoryError when the filter names a category
@@ -549,10 +591,11 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         weights: AspectWeights | None = None,
+        feedback: Feedback | None = None,
     ) -> list[SearchHit]:
         """ "More like this": products that look like ``sku`` (itself and copies of its
-        image excluded), their aspects weighed by ``weights``, each with its aspect
-        similarities to ``sku``."""
+        image excluded), their aspects weighed by ``weights`` and moved by ``feedback``,
+        each with its aspect similarities to ``sku``."""
         product = self.store.get(sku)
         if product is None or product.id is None:
             raise ProductNotFoundError(sku)
@@ -560,12 +603,12 @@ class Engine:
         vector = self.store.vector(product.id, session.version)
         if vector is None:
             raise ProductNotFoundError(sku)
-        query = weighted_query(vector, session.layout, weights or AspectWeights())
+        refinement = self.refinement(weights, feedback, session)
         hits = Searcher(self.store, session.index).search(
-            query,
+            refinement.query(vector, session.layout),
             k,
             filters,
-            exclude_ids=frozenset({product.id}),
+            exclude_ids=frozenset({product.id}) | refinement.exclude_ids,
             exclude_sha256=frozenset({product.image_sha256}),
         )
         if not hits:

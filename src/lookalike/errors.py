@@ -66,3 +66,7 @@ class ModelVersionError(LookalikeError):
 class AspectError(LookalikeError, ValueError):
     """Aspect weights that cannot be used: all zero, or an aspect the catalog's vectors
     were embedded without."""
+
+
+class FeedbackError(LookalikeError, ValueError):
+    """ "More / less like this" marks that cannot be used: too many, or unknown SKUs."""

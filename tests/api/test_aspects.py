@@ -140,3 +140,53 @@ def test_an_aspect_the_catalog_lacks_is_a_400(
         fine = _upload(client, dataset, api_rows[1], texture=0, colour=1)
         assert fine.status_code == 200
         assert "texture" not in {k for k, v in fine.json()["query"]["aspects"].items() if v}
+
+
+def test_more_and_less_like_this(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    sku = api_rows[5]["id"]
+    url = f"/api/v1/products/{sku}/similar"
+    before = [r["product"]["sku"] for r in client.get(url, params={"k": 10}).json()]
+    more, less = before[3], before[:2]
+    r = client.get(url, params={"k": 10, "positive": [more], "negative": less})
+    assert r.status_code == 200, r.text
+    after = [x["product"]["sku"] for x in r.json()]
+    assert not set(less) & set(after)  # "less like this" is never shown again
+    assert after.index(more) < 3  # "more like this" moves up
+
+    # A form repeats the field, one SKU each.
+    photo = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", (dataset / api_rows[5]["file"]).read_bytes(), "image/jpeg")},
+        data={"k": "10", "positive": [more, before[4]], "negative": less},
+    )
+    assert photo.status_code == 200, photo.text
+    found = [x["product"]["sku"] for x in photo.json()["results"]]
+    assert found[0] == sku and not set(less) & set(found)
+
+
+@pytest.mark.parametrize(
+    "params, status, words",
+    [
+        ({"positive": ["no-such-sku"]}, 422, "no-such-sku"),
+        (
+            {"positive": [str(i) for i in range(6)], "negative": [str(i) for i in range(6)]},
+            422,
+            "at most 10",
+        ),
+        ({"negative": [str(i) for i in range(11)]}, 422, "negative"),
+    ],
+)
+def test_bad_marks_are_a_clear_422(
+    client: TestClient,
+    api_rows: list[dict[str, str]],
+    params: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    r = client.get(f"/api/v1/products/{api_rows[0]['id']}/similar", params=params)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+    body = client.post("/api/v1/search", json={"image_url": "http://127.0.0.1:1/x.jpg", **params})
+    assert body.status_code in (status, 400), body.text  # 400: the URL is refused first

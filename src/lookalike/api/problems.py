@@ -16,6 +16,7 @@ from lookalike.errors import (
     AspectError,
     CatalogFileError,
     CorruptImageError,
+    FeedbackError,
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,
@@ -131,6 +132,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AspectError)
     async def _aspects(request: Request, exc: AspectError) -> JSONResponse:
         return problem_response(request, 400, str(exc), code="aspect_weights")
+
+    @app.exception_handler(FeedbackError)
+    async def _feedback(request: Request, exc: FeedbackError) -> JSONResponse:
+        return problem_response(request, 422, str(exc), code="feedback")
 
     @app.exception_handler(CatalogFileError)
     async def _catalog(request: Request, exc: CatalogFileError) -> JSONResponse:

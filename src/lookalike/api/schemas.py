@@ -17,6 +17,7 @@ from pydantic import (
 from starlette.responses import Response
 
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
+from lookalike.search.feedback import MAX_FEEDBACK, Feedback
 from lookalike.search.searcher import DEFAULT_K, MAX_K, SearchHit
 from lookalike.store.catalog import ProductData
 from lookalike.store.fields import MAX_LENGTH, no_nul
@@ -144,6 +145,33 @@ class AspectParams(BaseModel):
         return AspectWeights(self.shape, self.colour, self.texture)
 
 
+class RefineParams(AspectParams):
+    """Aspect weights plus the shopper's "more like this" / "less like this" marks."""
+
+    positive: list[SkuText] = Field(
+        default_factory=list,
+        max_length=MAX_FEEDBACK,
+        description='SKUs marked "more like this": results move towards them',
+    )
+    negative: list[SkuText] = Field(
+        default_factory=list,
+        max_length=MAX_FEEDBACK,
+        description='SKUs marked "less like this": results move away from them, and they '
+        "are not shown again",
+    )
+
+    @model_validator(mode="after")
+    def _few_marks(self) -> RefineParams:
+        marks = len(self.positive) + len(self.negative)
+        if marks > MAX_FEEDBACK:
+            raise ValueError(f"at most {MAX_FEEDBACK} products may be marked, not {marks}")
+        return self
+
+    @property
+    def feedback(self) -> Feedback:
+        return Feedback(tuple(self.positive), tuple(self.negative))
+
+
 class Crop(BaseModel):
     """A region of the query photo, in pixels of the upright image."""
 
@@ -153,14 +181,14 @@ class Crop(BaseModel):
     h: int = Field(gt=0)
 
 
-class SimilarParams(AspectParams):
+class SimilarParams(RefineParams):
     """Query parameters of GET /products/{sku}/similar (unknown ones are refused)."""
 
     k: int = Field(DEFAULT_K, ge=1, le=MAX_K)
     category: str | None = Field(None, max_length=MAX_LENGTH["category"])
 
 
-class SearchRequest(AspectParams):
+class SearchRequest(RefineParams):
     """JSON body of POST /search (the multipart form has the same fields but
     ``query_id``)."""
 

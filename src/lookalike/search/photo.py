@@ -31,7 +31,8 @@ from lookalike.matching.appearance import compared_size, structure
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
 from lookalike.matching.verify import Query, Verification, verify
-from lookalike.search.aspects import AspectWeights, explain, weighted_query
+from lookalike.search.aspects import explain
+from lookalike.search.feedback import Refinement
 from lookalike.search.searcher import Filters, Match, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
 
@@ -118,20 +119,22 @@ class PhotoSearcher:
         k: int,
         filters: Filters | None = None,
         zoom: Callable[[], LocalFeatures | None] | None = None,
-        weights: AspectWeights | None = None,
+        refinement: Refinement | None = None,
     ) -> list[SearchHit]:
         """Top ``k`` results for one photo: exact matches, then similar products.
         ``zoom``, if given, describes the photo's centre at a finer resolution: asked for
-        only when the whole photo matched nothing exactly. ``weights`` weigh the aspects
-        of the similar products (which product the photo shows does not depend on them).
-        Every result says how alike it is in each aspect (search/aspects.py)."""
+        only when the whole photo matched nothing exactly. ``refinement`` (aspect
+        weights, "more/less like this") shapes the similar products; which product the
+        photo shows does not depend on it. Every result says how alike it is in each
+        aspect (search/aspects.py)."""
         p = self.params
-        weights = weights or AspectWeights()
-        query = weighted_query(vector, self.layout, weights)
+        refinement = refinement or Refinement()
+        query = refinement.query(vector, self.layout)
+        excluded = refinement.exclude_ids
         allowed = self.searcher.allowed_ids(filters)  # read once for every step below
         local = features is not None and len(features) > 0 and self.local_index is not None
         depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
-        hits = self.searcher.search(query, depth, filters, allowed=allowed)
+        hits = self.searcher.search(query, depth, filters, excluded, allowed=allowed)
         if k <= 0 or features is None or not local:
             return self._explained(hits[:k], vector)
         found = self._match(features, hits, allowed)
@@ -161,8 +164,10 @@ class PhotoSearcher:
         anchor = vectors.get(exact[0]) if exact else None
         photo_ranked = len(out)  # the verified ones; the rest are ranked against the anchor
         if anchor is not None:
-            anchored = weighted_query(anchor, self.layout, weights)
-            hits = self.searcher.search(anchored, k + len(verified), filters, allowed=allowed)
+            anchored = refinement.query(anchor, self.layout)
+            hits = self.searcher.search(
+                anchored, k + len(verified), filters, excluded, allowed=allowed
+            )
         else:
             hits = self._with_votes(hits, votes)
         for hit in hits:

@@ -410,6 +410,16 @@ export interface components {
              */
             texture?: number | null;
             /**
+             * Positive
+             * @description SKUs marked "more like this": results move towards them
+             */
+            positive?: string[];
+            /**
+             * Negative
+             * @description SKUs marked "less like this": results move away from them, and they are not shown again
+             */
+            negative?: string[];
+            /**
              * Image Url
              * @default null
              */
@@ -551,6 +561,8 @@ export interface operations {
                     shape?: number;
                     colour?: number;
                     texture?: number;
+                    positive?: string[];
+                    negative?: string[];
                 };
                 "application/json": components["schemas"]["SearchRequest"];
             };
@@ -727,6 +739,10 @@ export interface operations {
                 colour?: number | null;
                 /** @description How much texture (pattern: stripes, checks, print, weave) counts, 0..1 (only the ratios of the weights matter); default: the catalog's blend */
                 texture?: number | null;
+                /** @description SKUs marked "more like this": results move towards them */
+                positive?: string[];
+                /** @description SKUs marked "less like this": results move away from them, and they are not shown again */
+                negative?: string[];
                 k?: number;
                 category?: string | null;
             };

@@ -68,7 +68,8 @@ async def similar(
 ) -> Response:
     def find() -> list[SearchHit]:
         svc.engine.refresh_if_stale(svc.settings.change_check_ms / 1000)
-        return svc.engine.similar(sku, params.k, Filters(params.category), params.weights)
+        filters = Filters(params.category)
+        return svc.engine.similar(sku, params.k, filters, params.weights, params.feedback)
 
     hits = await svc.run(find)
     svc.metrics.searches.labels("similar").inc()

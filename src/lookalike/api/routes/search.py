@@ -31,6 +31,7 @@ from lookalike.api.security import require_reader
 from lookalike.api.services import Services, services
 from lookalike.images.loader import LoadedImage
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, palette
+from lookalike.search.feedback import MAX_FEEDBACK
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters
 
 router = APIRouter(prefix=API_PREFIX, tags=["search"], dependencies=[Depends(require_reader)])
@@ -48,6 +49,10 @@ _FORM_SCHEMA = {
         **{
             aspect: {"type": "number", "minimum": MIN_WEIGHT, "maximum": MAX_WEIGHT}
             for aspect in ("shape", "colour", "texture")
+        },
+        **{
+            marks: {"type": "array", "items": {"type": "string"}, "maxItems": MAX_FEEDBACK}
+            for marks in ("positive", "negative")
         },
     },
 }
@@ -101,6 +106,7 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
         session,
         query.zoom,
         params.weights,
+        params.feedback,
     )
     image = query.image
     svc.metrics.searches.labels("image").inc()
@@ -158,10 +164,13 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = svc.settings.max_upload_bytes
     if ctype == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=16)
+        form = await request.form(max_files=1, max_fields=16 + 2 * MAX_FEEDBACK)
         fields: dict[str, Any] = {
             k: v for k, v in form.items() if isinstance(v, str) and v != "" and k != "image"
         }
+        for marks in ("positive", "negative"):  # repeated fields, one SKU each
+            if marks in fields:
+                fields[marks] = [v for v in form.getlist(marks) if isinstance(v, str) and v]
         if "crop" in fields:
             fields["crop"] = _parse_crop(fields["crop"])
         if "query_id" in fields:
