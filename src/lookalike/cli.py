@@ -276,6 +276,12 @@ def search(
     texture: float | None = _TEXTURE,
     more: list[str] = _MORE,
     less: list[str] = _LESS,
+    together: bool = typer.Option(
+        False,
+        "--together",
+        help="The photos are one query (one product from several sides, or 'things like "
+        "these'): one answer instead of one per photo.",
+    ),
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """Find the products that look most like each photo."""
@@ -283,7 +289,7 @@ def search(
     with _engine() as engine, _aspect_errors():
         filters = Filters(category, min_price, max_price)
         feedback = Feedback(tuple(more), tuple(less))
-        results = engine.search_files(images, k, filters, weights, feedback)
+        results = engine.search_files(images, k, filters, weights, feedback, together)
     failed = False
     for r in results:
         failed |= r.error is not None
@@ -292,10 +298,11 @@ def search(
             if r.error:
                 doc["error"] = r.error
             out.print_json(json.dumps(doc)) if sys.stdout.isatty() else print(json.dumps(doc))
-        elif r.error:
-            err.print(f"[red]error:[/] {r.query}: {r.error}")
         else:
-            _print_hits(r.query, r.hits)
+            if r.error:
+                err.print(f"[red]error:[/] {r.query}: {r.error}")
+            if r.hits or not r.error:  # photos searched together: the others' answer
+                _print_hits(r.query, r.hits)
     if failed:
         raise typer.Exit(1)
 

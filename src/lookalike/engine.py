@@ -46,7 +46,7 @@ from lookalike.matching.features import QUERY_MAX_SIDE, LocalFeatures, query_fea
 from lookalike.matching.manager import LocalIndexManager
 from lookalike.search.aspects import AspectWeights, explain
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback, Refinement
-from lookalike.search.photo import PhotoSearcher, VerifyParams
+from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
 
@@ -422,11 +422,13 @@ class Engine:
         filters: Filters | None = None,
         weights: AspectWeights | None = None,
         feedback: Feedback | None = None,
+        together: bool = False,
     ) -> list[QueryResult]:
         """Search with several image files; the model runs once over all of them. A file
         that cannot be used gets its error in its result; the others are still searched.
-        Weights or feedback that cannot be used raise (AspectError, FeedbackError) before
-        any work."""
+        ``together``: the files are one query (photos of one product, or "things like
+        these"), answered once, under the name of the first. Weights or feedback that
+        cannot be used raise (AspectError, FeedbackError) before any work."""
         session = self.session()
         self.refinement(weights, feedback, session)
         loaded, errors = [], {}
@@ -442,25 +444,28 @@ class Engine:
         views = [query_views(img) for img in images]
         flat = [v for vs in views for v in vs]
         embedded = iter(session.embedder.embed_images(flat) if flat else [])
-        vectors = iter([combine(np.stack([next(embedded) for _ in vs])) for vs in views])
-        features = iter(described.result())
-        zooms = iter([self.zoom(data, source, image) for data, source, image in loaded])
+        vectors = [combine(np.stack([next(embedded) for _ in vs])) for vs in views]
+        photos = [
+            PhotoQuery(features, self.zoom(data, source, image))
+            for (data, source, image), features in zip(loaded, described.result(), strict=True)
+        ]
+
+        def answer(name: str, chosen: slice) -> QueryResult:
+            vector = combine(np.stack(vectors[chosen]))
+            hits = self.search_photo(vector, photos[chosen], k, filters, session, weights, feedback)
+            return QueryResult(name, hits)
+
+        if together:
+            failed = [f"{name}: {reason}" for name, reason in errors.items()]
+            if not loaded:
+                return [QueryResult(str(paths[0]), [], "; ".join(failed))]
+            result = answer(loaded[0][1], slice(None))
+            return [QueryResult(result.query, result.hits, "; ".join(failed) or None)]
+        position = {source: i for i, (_, source, _) in enumerate(loaded)}
         return [
             QueryResult(str(p), [], errors[str(p)])
             if str(p) in errors
-            else QueryResult(
-                str(p),
-                self.search_photo(
-                    next(vectors),
-                    next(features),
-                    k,
-                    filters,
-                    session,
-                    zoom=next(zooms),
-                    weights=weights,
-                    feedback=feedback,
-                ),
-            )
+            else answer(str(p), slice(position[str(p)], position[str(p)] + 1))
             for p in paths
         ]
 
@@ -493,18 +498,18 @@ class Engine:
     def search_photo(
         self,
         vector: np.ndarray,
-        features: LocalFeatures | None,
+        photos: Sequence[PhotoQuery],
         k: int = 10,
         filters: Filters | None = None,
         session: SearchSession | None = None,
-        zoom: Callable[[], LocalFeatures | None] | None = None,
         weights: AspectWeights | None = None,
         feedback: Feedback | None = None,
     ) -> list[SearchHit]:
-        """Two-stage photo search (search/photo.py): exact matches verified by local
-        features first, then similar products, their aspects weighed by ``weights`` and
-        moved by the shopper's ``feedback``. ``session`` from the same :meth:`session`
-        as the embedder that made the vector."""
+        """Two-stage photo search (search/photo.py) for one or more photos whose vectors
+        combine into ``vector``: exact matches verified by local features first, then
+        similar products, their aspects weighed by ``weights`` and moved by the shopper's
+        ``feedback``. ``session`` from the same :meth:`session` as the embedder that
+        made the vector."""
         session = session or self.session()
         refinement = self.refinement(weights, feedback, session)
         searcher = PhotoSearcher(
@@ -516,7 +521,7 @@ class Engine:
             self.verify_params,
             self._catalog_pixels,
         )
-        hits = searcher.search(vector, features, k, filters, zoom, refinement)
+        hits = searcher.search(vector, photos, k, filters, refinement)
         if not hits:
             self.check_filters(filters)
         return hits

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback
+from lookalike.search.photo import MAX_PHOTOS
 from lookalike.search.searcher import DEFAULT_K, MAX_K, SearchHit
 from lookalike.store.catalog import ProductData
 from lookalike.store.fields import MAX_LENGTH, no_nul
@@ -200,6 +201,12 @@ class SearchRequest(RefineParams):
         description="Search again with the photo of an earlier answer's query.id (other "
         "weights or filters, no upload); 404 once the server has forgotten it",
     )
+    query_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=MAX_PHOTOS,
+        description="Several earlier photos (their query.id) as one query: one product "
+        "from several sides, or 'things like these'",
+    )
     crop: Crop | None = None
     k: int = Field(DEFAULT_K, ge=1, le=MAX_K)
     category: str | None = Field(None, max_length=MAX_LENGTH["category"])
@@ -210,7 +217,11 @@ class SearchRequest(RefineParams):
 class QueryInfo(BaseModel):
     """What was searched for."""
 
-    id: str = Field(description="Send as query_id to search with this photo again")
+    id: str = Field(
+        description="Send as query_id to search with this photo again (for several photos: "
+        "the first one's)"
+    )
+    photos: int = Field(1, description="Photos the query combines")
     width: int
     height: int
     crop: Crop | None = None

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -80,6 +80,19 @@ class VerifyParams:
 FULL_VOTES = 10
 
 
+# Photos one query may combine (the API's query_ids).
+MAX_PHOTOS = 5
+
+
+@dataclass(frozen=True)
+class PhotoQuery:
+    """One photo of a query: its local features (None when they are off) and, if the
+    file holds finer detail, how to describe its centre closer up."""
+
+    features: LocalFeatures | None
+    zoom: Callable[[], LocalFeatures | None] | None = None
+
+
 class _Matches(NamedTuple):
     """What a photo's local features found: its votes, the verifications, the verified
     products (most inliers first), the exact ones among them, and their rows."""
@@ -115,36 +128,31 @@ class PhotoSearcher:
     def search(
         self,
         vector: np.ndarray,
-        features: LocalFeatures | None,
+        photos: Sequence[PhotoQuery],
         k: int,
         filters: Filters | None = None,
-        zoom: Callable[[], LocalFeatures | None] | None = None,
         refinement: Refinement | None = None,
     ) -> list[SearchHit]:
-        """Top ``k`` results for one photo: exact matches, then similar products.
-        ``zoom``, if given, describes the photo's centre at a finer resolution: asked for
-        only when the whole photo matched nothing exactly. ``refinement`` (aspect
-        weights, "more/less like this") shapes the similar products; which product the
-        photo shows does not depend on it. Every result says how alike it is in each
-        aspect (search/aspects.py)."""
+        """Top ``k`` results for a query of one or more photos of the same product (or
+        of "things like these"), whose vectors combine into ``vector``: exact matches
+        of any photo, then similar products. ``refinement`` (aspect weights, "more/less
+        like this") shapes the similar products; which product a photo shows does not
+        depend on it. Every result says how alike it is in each aspect
+        (search/aspects.py)."""
         p = self.params
         refinement = refinement or Refinement()
         query = refinement.query(vector, self.layout)
         excluded = refinement.exclude_ids
         allowed = self.searcher.allowed_ids(filters)  # read once for every step below
-        local = features is not None and len(features) > 0 and self.local_index is not None
+        described = [
+            photo for photo in photos if photo.features is not None and len(photo.features) > 0
+        ]
+        local = bool(described) and self.local_index is not None
         depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
         hits = self.searcher.search(query, depth, filters, excluded, allowed=allowed)
-        if k <= 0 or features is None or not local:
+        if k <= 0 or not local:
             return self._explained(hits[:k], vector)
-        found = self._match(features, hits, allowed)
-        if not found.exact and zoom is not None:
-            # Nothing matched the whole photo: the product may be small in it (on a shelf,
-            # across the room). Its centre at a finer resolution gets a second look.
-            closer = zoom()
-            if closer is not None and len(closer) > 0:
-                second = self._match(closer, hits, allowed)
-                found = second if second.exact else found
+        found = _merged([self._match_photo(photo, hits, allowed) for photo in described])
         votes, checks, ranked, exact, products = found
         verified = exact + [pid for pid in ranked if pid not in exact]
         # Each verified product's vector, read once: its score, and the anchor of the
@@ -196,6 +204,22 @@ class PhotoSearcher:
             photo if anchor is None or i < photo_ranked else anchor for i in range(len(hits))
         ]
         return explain(hits, references, vectors, self.layout)
+
+    def _match_photo(
+        self, photo: PhotoQuery, hits: list[SearchHit], allowed: np.ndarray | None
+    ) -> _Matches:
+        """What one photo's local features find; when that is no exact match, what its
+        centre finds, looked at closer (if that finds one)."""
+        assert photo.features is not None
+        found = self._match(photo.features, hits, allowed)
+        if not found.exact and photo.zoom is not None:
+            # Nothing matched the whole photo: the product may be small in it (on a shelf,
+            # across the room). Its centre at a finer resolution gets a second look.
+            closer = photo.zoom()
+            if closer is not None and len(closer) > 0:
+                second = self._match(closer, hits, allowed)
+                found = second if second.exact else found
+        return found
 
     def _match(
         self, features: LocalFeatures, hits: list[SearchHit], allowed: np.ndarray | None
@@ -264,3 +288,24 @@ class PhotoSearcher:
             pid: verify(query, LocalFeatures.from_bytes(data), p.min_inliers)
             for pid, data in stored.items()
         }
+
+
+def _merged(found: list[_Matches]) -> _Matches:
+    """Several photos' findings as one: votes added, each product's best verification,
+    verified and exact products ranked by that verification's inliers."""
+    if len(found) == 1:
+        return found[0]
+    votes: dict[int, int] = {}
+    checks: dict[int, Verification] = {}
+    products: dict[int, ProductData] = {}
+    exact: set[int] = set()
+    for f in found:
+        for pid, n in f.votes.items():
+            votes[pid] = votes.get(pid, 0) + n
+        for pid, check in f.checks.items():
+            if pid not in checks or check.inliers > checks[pid].inliers:
+                checks[pid] = check
+        products.update(f.products)
+        exact.update(f.exact)
+    ranked = sorted({pid for f in found for pid in f.ranked}, key=lambda pid: -checks[pid].inliers)
+    return _Matches(votes, checks, ranked, [pid for pid in ranked if pid in exact], products)

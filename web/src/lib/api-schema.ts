@@ -367,9 +367,15 @@ export interface components {
         QueryInfo: {
             /**
              * Id
-             * @description Send as query_id to search with this photo again
+             * @description Send as query_id to search with this photo again (for several photos: the first one's)
              */
             id: string;
+            /**
+             * Photos
+             * @description Photos the query combines
+             * @default 1
+             */
+            photos?: number;
             /** Width */
             width: number;
             /** Height */
@@ -435,6 +441,11 @@ export interface components {
              * @default null
              */
             query_id?: string | null;
+            /**
+             * Query Ids
+             * @description Several earlier photos (their query.id) as one query: one product from several sides, or 'things like these'
+             */
+            query_ids?: string[];
             /** @default null */
             crop?: components["schemas"]["Crop"] | null;
             /**

@@ -8,6 +8,7 @@ import dataclasses
 import time
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -30,8 +31,10 @@ from lookalike.api.schemas import (
 from lookalike.api.security import require_reader
 from lookalike.api.services import Services, services
 from lookalike.images.loader import LoadedImage
+from lookalike.images.query import combine
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, palette
 from lookalike.search.feedback import MAX_FEEDBACK
+from lookalike.search.photo import PhotoQuery
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters
 
 router = APIRouter(prefix=API_PREFIX, tags=["search"], dependencies=[Depends(require_reader)])
@@ -89,38 +92,39 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     if lo is not None and hi is not None and lo > hi:
         raise Problem(400, "min_price is larger than max_price")
     if data is None:
-        query = _remembered(svc, params)
-        query_id = params.query_id or ""
+        ids, queries = _remembered(svc, params)
     else:
-        query = await _embedded(svc, data, source, params.crop)
-        query_id = svc.queries.put(query)
-    session = query.session
+        queries = [await _embedded(svc, data, source, params.crop)]
+        ids = [svc.queries.put(queries[0])]
+    first = queries[0]
+    session = first.session
     weights = params.weights.resolve(session.layout)  # a weight it cannot use: 400 now
     filters = Filters(params.category, params.min_price, params.max_price)
+    vector = combine(np.stack([q.vector for q in queries]))
     hits = await svc.run(
         svc.engine.search_photo,
-        query.vector,
-        query.features,
+        vector,
+        [PhotoQuery(q.features, q.zoom) for q in queries],
         params.k,
         filters,
         session,
-        query.zoom,
         params.weights,
         params.feedback,
     )
-    image = query.image
+    image = first.image
     svc.metrics.searches.labels("image").inc()
     answer = SearchResponse(
         results=[SearchResult.of(h) for h in hits],
         took_ms=round((time.perf_counter() - start) * 1000, 2),
         query=QueryInfo(
-            id=query_id,
+            id=ids[0],
+            photos=len(queries),
             width=image.width,
             height=image.height,
-            crop=query.crop,
+            crop=first.crop,
             k=params.k,
             aspects=AspectScores(**{a: round(w, 4) for a, w in weights.items()}),
-            colours=[Swatch(hex=h, share=s) for h, s in palette(query.vector, session.layout)],
+            colours=[Swatch(hex=h, share=s) for h, s in palette(vector, session.layout)],
         ),
     )
     return json_response(answer)
@@ -144,19 +148,27 @@ async def _embedded(svc: Services, data: bytes, source: str, crop: Crop | None) 
     )
 
 
-def _remembered(svc: Services, params: SearchRequest) -> CachedQuery:
-    """The photo of an earlier search (``query_id``), if this server still has it for
-    the model version it searches with."""
+def _remembered(svc: Services, params: SearchRequest) -> tuple[list[str], list[CachedQuery]]:
+    """The photos of earlier searches (``query_id`` or ``query_ids``), if this server
+    still has them for the model version it searches with."""
     if params.crop is not None:
         raise Problem(422, "a crop needs the photo: send it again instead of query_id")
-    query = svc.queries.get(params.query_id or "")
-    if query is None or query.session.version != svc.engine.session().version:
-        raise Problem(
-            404,
-            f"query {params.query_id!r} is unknown or expired: send the photo again",
-            code="query_expired",
-        )
-    return query
+    if params.query_id is not None and params.query_ids:
+        raise Problem(422, "give query_id or query_ids, not both")
+    ids = params.query_ids or [params.query_id or ""]
+    version = svc.engine.session().version
+    found = []
+    for query_id in ids:
+        query = svc.queries.get(query_id)
+        if query is None or query.session.version != version:
+            raise Problem(
+                404,
+                f"query {query_id!r} is unknown or expired: send the photo again",
+                code="query_expired",
+                query_id=query_id,
+            )
+        found.append(query)
+    return ids, found
 
 
 async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, bytes | None, str]:
@@ -173,8 +185,8 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
                 fields[marks] = [v for v in form.getlist(marks) if isinstance(v, str) and v]
         if "crop" in fields:
             fields["crop"] = _parse_crop(fields["crop"])
-        if "query_id" in fields:
-            raise Problem(422, "query_id is for JSON bodies; a form uploads the photo")
+        if "query_id" in fields or "query_ids" in fields:
+            raise Problem(422, "query_id(s) are for JSON bodies; a form uploads the photo")
         params = _validate(fields)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
@@ -190,9 +202,9 @@ async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, b
             params = SearchRequest.model_validate_json(body or b"{}")
         except ValidationError as exc:
             raise invalid_input(exc.errors()) from None
-        if params.query_id is not None:
+        if params.query_id is not None or params.query_ids:
             if params.image_base64 or params.image_url:
-                raise Problem(422, "give query_id or a photo, not both")
+                raise Problem(422, "give query_id(s) or a photo, not both")
             return params, None, "query_id"
         if params.image_base64:
             return params, _decode_base64(params.image_base64, limit), "image_base64"

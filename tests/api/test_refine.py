@@ -1,4 +1,4 @@
-"""Aspect weights and explanations over HTTP: POST /search, query_id, /similar."""
+"""Refining a search over HTTP: aspect weights, explanations, query_id(s), feedback."""
 
 from __future__ import annotations
 
@@ -190,3 +190,23 @@ def test_bad_marks_are_a_clear_422(
     assert words in r.json()["detail"]
     body = client.post("/api/v1/search", json={"image_url": "http://127.0.0.1:1/x.jpg", **params})
     assert body.status_code in (status, 400), body.text  # 400: the URL is refused first
+
+
+def test_several_photos_are_one_query(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    a, b = api_rows[20], api_rows[21]
+    ids = [_upload(client, dataset, row, k=3).json()["query"]["id"] for row in (a, b)]
+    r = client.post("/api/v1/search", json={"query_ids": ids, "k": 6})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"]["photos"] == 2 and body["query"]["id"] == ids[0]
+    exact = {x["product"]["sku"] for x in body["results"] if x["match"] == "exact"}
+    assert exact == {a["id"], b["id"]}  # each photo's own product, both first
+
+    many = client.post("/api/v1/search", json={"query_ids": ids * 3})
+    assert many.status_code == 422
+    mixed = client.post("/api/v1/search", json={"query_ids": ids, "query_id": ids[0]})
+    assert mixed.status_code == 422
+    gone = client.post("/api/v1/search", json={"query_ids": [ids[0], "forgotten"]})
+    assert gone.status_code == 404 and gone.json()["query_id"] == "forgotten"
