@@ -24,6 +24,8 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.index.vector_index import VectorIndex
 from lookalike.ingest.readers import CatalogRecord
+from lookalike.search.aspects import AspectWeights, weighted_query
+from lookalike.search.feedback import Feedback
 from lookalike.store.catalog import ProductData
 
 
@@ -45,15 +47,58 @@ def synthetic(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def time_queries(engine: Engine, files: list[Path], k: int = 10) -> list[float]:
+def time_queries(
+    engine: Engine,
+    files: list[Path],
+    k: int = 10,
+    weights: AspectWeights | None = None,
+    feedback: list[Feedback] | None = None,
+) -> list[float]:
+    """Latency of photo -> top-k for each file (with ``weights``, and the i-th file with
+    ``feedback[i]`` when given)."""
     for f in files[:10]:  # warm-up: caches, lazy loads, allocator
         engine.search_files([f], k)
     times = []
-    for f in files:
+    for i, f in enumerate(files):
+        marks = feedback[i] if feedback else None
         start = time.perf_counter()
-        engine.search_files([f], k)
+        engine.search_files([f], k, weights=weights, feedback=marks)
         times.append((time.perf_counter() - start) * 1000)
     return times
+
+
+def one_round(engine: Engine, files: list[Path], k: int = 10) -> list[Feedback]:
+    """A shopper's marks on each file's first answer: the first three "more", the next
+    three "less"."""
+    marks = []
+    for f in files:
+        (result,) = engine.search_files([f], k)
+        skus = [h.product.sku for h in result.hits]
+        marks.append(Feedback(tuple(skus[:3]), tuple(skus[3:6])))
+    return marks
+
+
+WEIGHT_SETTINGS = {
+    "shape only": AspectWeights(1, 0, 0),
+    "colour only": AspectWeights(0, 1, 0),
+    "shape 0.5 + colour 0.5": AspectWeights(0.5, 0.5, 0),
+}
+
+
+def weighted_recall(engine: Engine, queries: np.ndarray) -> None:
+    """recall@10 of the ANN index against exact search for reweighted queries (the
+    index's lists were made from vectors of the default blend)."""
+    ids, vectors = engine.index_manager.vectors()
+    index, layout = engine.index, engine.model_config.layout
+    for name, weights in WEIGHT_SETTINGS.items():
+        hits = 0
+        for q in queries:
+            w = weighted_query(q, layout, weights)
+            w = (w / np.linalg.norm(w)).astype(np.float32)
+            exact = set(ids[np.argpartition(-(vectors @ w), 10)[:10]].tolist())
+            _, found = index.search(w[None], 10)
+            hits += len(exact & set(found[0].tolist()))
+        print(f"{'':52s} recall@10 vs exact, {name}: {hits / (10 * len(queries)):.3f}")
 
 
 def report(label: str, times: list[float]) -> None:
@@ -152,6 +197,20 @@ def main() -> None:
             )
             print(
                 f"{'':52s} recall@10 vs exact (index check): {engine.check_index()['recall_at_10']}"
+            )
+            weighted_recall(engine, real[rng.choice(len(real), 200, replace=False)])
+            report(
+                f"{size:,} products, {m.kind}, colour only, photo -> top-10",
+                time_queries(engine, query_files, weights=WEIGHT_SETTINGS["colour only"]),
+            )
+            report(
+                f"{size:,} products, {m.kind}, colour only + one feedback round",
+                time_queries(
+                    engine,
+                    query_files,
+                    weights=WEIGHT_SETTINGS["colour only"],
+                    feedback=one_round(engine, query_files),
+                ),
             )
         engine.close()
     for size in (s for s in sizes if s > 200_000):

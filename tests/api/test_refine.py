@@ -54,14 +54,27 @@ def test_weights_change_the_ranking_and_the_score(
     default = _upload(client, dataset, api_rows[10], k=10).json()
     by_colour = _upload(client, dataset, api_rows[10], k=10, **COLOUR_ONLY).json()
     assert by_colour["query"]["aspects"]["colour"] == pytest.approx(1)
-    # Colour alone: each result's score is its colour similarity, in that order.
-    colours = [r["aspects"]["colour"] for r in by_colour["results"]]
-    scores = [r["score"] for r in by_colour["results"]]
+    # Colour alone: each result's score is its colour similarity, in that order (the
+    # photo's local votes, evidence for the photographed product, do not reorder them).
+    colours = [r["aspects"]["colour"] for r in by_colour["results"] if r["match"] != "exact"]
+    scores = [r["score"] for r in by_colour["results"] if r["match"] != "exact"]
     assert scores == pytest.approx(colours, abs=1e-3)
     assert colours == sorted(colours, reverse=True)
     assert [r["product"]["sku"] for r in default["results"]] != [
         r["product"]["sku"] for r in by_colour["results"]
     ]
+
+
+def test_weighted_order_holds_for_a_photo_of_an_absent_product(
+    client: TestClient, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
+    # dataset_rows[1] is not among the API catalog's rows (every third): no exact match,
+    # so without weights its local votes would re-rank the look-alikes.
+    body = _upload(client, dataset, dataset_rows[1], k=10, **COLOUR_ONLY).json()
+    assert not [r for r in body["results"] if r["match"] == "exact"]
+    colours = [r["aspects"]["colour"] for r in body["results"]]
+    assert [r["score"] for r in body["results"]] == pytest.approx(colours, abs=1e-3)
+    assert colours == sorted(colours, reverse=True)
 
 
 def test_query_id_searches_again_without_the_photo(

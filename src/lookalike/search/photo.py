@@ -176,7 +176,10 @@ class PhotoSearcher:
             hits = self.searcher.search(
                 anchored, k + len(verified), filters, excluded, allowed=allowed
             )
-        else:
+        elif not refinement.weights.given:
+            # The votes are evidence of *this* product (its printed detail), which the
+            # default blend ranks for. A shopper who weighed the aspects asked for
+            # something else ("same colour"): their weighted score alone ranks.
             hits = self._with_votes(hits, votes)
         for hit in hits:
             if len(out) >= k:

@@ -1,8 +1,10 @@
-import { render, screen, waitFor } from "@testing-library/react";
+import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { MemoryRouter } from "react-router-dom";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Product } from "../lib/api";
+import { AspectControls } from "./AspectControls";
+import { AspectBars, Swatches, WhyButton, matchText } from "./Aspects";
 import { ImagePicker } from "./ImagePicker";
 import { ProductGrid } from "./ProductGrid";
 
@@ -95,5 +97,134 @@ describe("ProductGrid", () => {
   it("shows the empty message", () => {
     render(<ProductGrid items={[]} empty="Nothing here." />);
     expect(screen.getByText("Nothing here.")).toBeInTheDocument();
+  });
+});
+
+describe("aspects on result cards", () => {
+  it("shows a labelled bar per aspect the catalog has, negative cosines as 0", () => {
+    render(<AspectBars aspects={{ shape: 0.83, colour: -0.2, texture: null }} numbers />);
+    const bars = screen.getAllByRole("meter");
+    expect(bars).toHaveLength(2); // no texture part: no texture bar
+    expect(screen.getByRole("meter", { name: "Shape similarity" })).toHaveAttribute("aria-valuenow", "0.83");
+    expect(screen.getByRole("meter", { name: "Colour similarity" })).toHaveAttribute("aria-valuetext", "0.00");
+    expect(screen.getByText("0.83")).toBeInTheDocument();
+  });
+
+  it("shows colours as chips named by hex and share", () => {
+    render(<Swatches colours={[{ hex: "#cc2828", share: 0.625 }, { hex: "#ffffff", share: 0.2 }]} label="Colours" />);
+    const chips = screen.getAllByRole("img");
+    expect(chips[0]).toHaveAttribute("title", "#cc2828 · 63%");
+    expect(chips[1]).toHaveAccessibleName("#ffffff, 20%");
+    expect(screen.getByRole("list", { name: "Colours" })).toBeInTheDocument();
+  });
+
+  it("explains a result on tap or keyboard, and closes on Escape", async () => {
+    render(
+      <WhyButton
+        title="Red shoe"
+        queryColours={[{ hex: "#112233", share: 1 }]}
+        result={{
+          score: 0.9,
+          match: "exact",
+          inliers: 42,
+          aspects: { shape: 0.9, colour: 0.7, texture: 0.4 },
+          colours: [{ hex: "#cc2828", share: 1 }],
+        }}
+      />,
+    );
+    const button = screen.getByRole("button", { name: "Why? (Red shoe)" });
+    expect(button).toHaveAttribute("aria-expanded", "false");
+    await userEvent.click(button);
+    const pop = screen.getByRole("region", { name: "Why Red shoe" });
+    expect(button).toHaveAttribute("aria-expanded", "true");
+    expect(pop).toHaveTextContent("Exact match (42 matching details)");
+    expect(screen.getByRole("list", { name: "Colours of your photo" })).toBeInTheDocument();
+    expect(screen.getByRole("list", { name: "Colours of this product" })).toBeInTheDocument();
+    expect(screen.getAllByRole("meter")).toHaveLength(3);
+    expect(pop).toHaveTextContent("0.40");
+    await userEvent.keyboard("{Escape}");
+    expect(screen.queryByRole("region")).not.toBeInTheDocument();
+    button.focus();
+    await userEvent.keyboard("{Enter}");
+    expect(screen.getByRole("region", { name: "Why Red shoe" })).toBeInTheDocument();
+    await userEvent.click(document.body); // a tap elsewhere
+    expect(screen.queryByRole("region")).not.toBeInTheDocument();
+  });
+
+  it("says how a result matched", () => {
+    expect(matchText("similar", null)).toBe("Similar look-alike");
+    expect(matchText("similar", 7)).toBe("Similar look-alike (7 matching details)");
+    expect(matchText(undefined, undefined)).toBe("Similar look-alike");
+  });
+
+  it("puts bars, swatches and a Why? button on search results only", () => {
+    render(
+      <MemoryRouter>
+        <ProductGrid
+          items={[
+            {
+              product: product("a1"),
+              score: 0.8,
+              aspects: { shape: 0.8, colour: 0.6 },
+              colours: [{ hex: "#cc2828", share: 1 }],
+            },
+            { product: product("b2") },
+          ]}
+          empty="none"
+        />
+      </MemoryRouter>,
+    );
+    const [result, browsed] = screen.getAllByTestId("product-card");
+    expect(result.querySelectorAll("[role=meter]")).toHaveLength(2);
+    expect(result.querySelector("[title='#cc2828 · 100%']")).not.toBeNull();
+    expect(result.querySelector("button")).toHaveTextContent("Why?");
+    expect(browsed.querySelector("[role=meter], button, .swatches")).toBeNull();
+  });
+});
+
+describe("AspectControls", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("applies presets at once and slider moves once they rest", () => {
+    vi.useFakeTimers();
+    const onChange = vi.fn();
+    const { rerender } = render(
+      <AspectControls weights={null} defaults={{ shape: 0.9091, colour: 0.0909 }} hasTexture={false} onChange={onChange} />,
+    );
+    expect(screen.queryByLabelText("Texture weight")).not.toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Same pattern" })).not.toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Balanced" })).toHaveAttribute("aria-pressed", "true");
+    expect(screen.getByLabelText("Shape weight")).toHaveValue("0.9");
+
+    fireEvent.click(screen.getByRole("button", { name: "Same colour" }));
+    expect(onChange).toHaveBeenLastCalledWith({ shape: 0, colour: 1 });
+    rerender(<AspectControls weights={{ shape: 0, colour: 1 }} hasTexture={false} onChange={onChange} />);
+    expect(screen.getByRole("button", { name: "Same colour" })).toHaveAttribute("aria-pressed", "true");
+
+    onChange.mockClear();
+    fireEvent.change(screen.getByLabelText("Shape weight"), { target: { value: "0.3" } });
+    fireEvent.change(screen.getByLabelText("Shape weight"), { target: { value: "0.5" } });
+    expect(screen.getByLabelText("Shape weight")).toHaveValue("0.5");
+    act(() => vi.advanceTimersByTime(200));
+    expect(onChange).not.toHaveBeenCalled();
+    act(() => vi.advanceTimersByTime(100));
+    expect(onChange).toHaveBeenCalledTimes(1);
+    expect(onChange).toHaveBeenLastCalledWith({ shape: 0.5, colour: 1 });
+  });
+
+  it("offers texture when the catalog has it, and never applies all zeros", () => {
+    vi.useFakeTimers();
+    const onChange = vi.fn();
+    const { rerender } = render(<AspectControls weights={null} hasTexture onChange={onChange} />);
+    expect(screen.getByLabelText("Shape weight")).toHaveAttribute("aria-valuetext", "catalog default");
+    rerender(<AspectControls weights={{ shape: 0, colour: 1, texture: 0 }} hasTexture onChange={onChange} />);
+    expect(screen.getByLabelText("Texture weight")).toHaveValue("0");
+    fireEvent.click(screen.getByRole("button", { name: "Same pattern" }));
+    expect(onChange).toHaveBeenLastCalledWith({ shape: 0.2, colour: 0, texture: 1 });
+    onChange.mockClear();
+    fireEvent.change(screen.getByLabelText("Colour weight"), { target: { value: "0" } });
+    act(() => vi.advanceTimersByTime(1000));
+    expect(onChange).not.toHaveBeenCalled();
+    expect(screen.getByRole("status")).toHaveTextContent("at least one aspect");
   });
 });

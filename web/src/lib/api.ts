@@ -13,9 +13,17 @@ export type Crop = Schemas["Crop"];
 export type ProductPage = Schemas["ProductPage"];
 export type Category = Schemas["Category"];
 export type ImportJob = Schemas["ImportJob"];
+export type QueryInfo = Schemas["QueryInfo"];
+export type AspectScores = Schemas["AspectScores"];
+export type Swatch = Schemas["Swatch"];
+type SearchRequest = Schemas["SearchRequest"];
+/** Per-query weights of shape, colour and texture (0..1, only ratios matter); an aspect
+ * left out counts as in the catalog's default blend. */
+export type AspectWeights = Pick<SearchRequest, "shape" | "colour" | "texture">;
 type SearchForm = paths["/api/v1/search"]["post"]["requestBody"]["content"]["multipart/form-data"];
 export type Filters = Pick<SearchForm, "category" | "min_price" | "max_price">;
 type ListQuery = NonNullable<paths["/api/v1/products"]["get"]["parameters"]["query"]>;
+type SimilarQuery = NonNullable<paths["/api/v1/products/{sku}/similar"]["get"]["parameters"]["query"]>;
 
 /** How many results a search returns by default, and at most: the server's own limits,
  * read from its schema so that the web app cannot ask for more than it gives. */
@@ -27,6 +35,8 @@ export class ApiError extends Error {
   constructor(
     public status: number,
     message: string,
+    /** The problem document's machine-readable code (e.g. "query_expired"), if any. */
+    public code?: string,
   ) {
     super(message);
   }
@@ -40,19 +50,24 @@ export const apiKey = {
   set: (key: string) => sessionStorage.setItem(KEY_STORAGE, key),
 };
 
-/** The human part of an error response: a problem document's detail, else its title. */
-async function problemMessage(response: Response): Promise<string> {
+/** An error response as an ApiError: a problem document's detail (else its title) and
+ * its code. */
+async function problemError(response: Response): Promise<ApiError> {
+  let message = "";
+  let code: string | undefined;
   try {
     const body: unknown = await response.json();
     if (body && typeof body === "object") {
-      const { detail, title } = body as Record<string, unknown>;
-      if (typeof detail === "string" && detail) return detail;
-      if (typeof title === "string" && title) return title;
+      const fields = body as Record<string, unknown>;
+      const { detail, title } = fields;
+      if (typeof fields.code === "string") code = fields.code;
+      if (typeof detail === "string" && detail) message = detail;
+      else if (typeof title === "string" && title) message = title;
     }
   } catch {
     /* not a problem document */
   }
-  return response.statusText || `request failed (${response.status})`;
+  return new ApiError(response.status, message || response.statusText || `request failed (${response.status})`, code);
 }
 
 async function request<T>(path: string, init: RequestInit = {}, auth = false): Promise<T> {
@@ -64,7 +79,7 @@ async function request<T>(path: string, init: RequestInit = {}, auth = false): P
   } catch {
     throw new ApiError(0, "The server cannot be reached. Is it running?");
   }
-  if (!response.ok) throw new ApiError(response.status, await problemMessage(response));
+  if (!response.ok) throw await problemError(response);
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
 }
@@ -80,11 +95,25 @@ function present(fields: Fields): [string, string][] {
 
 const queryString = (fields: Fields) => new URLSearchParams(present(fields)).toString();
 
-export function searchByFile(file: File, crop: Crop | null, k: number, filters: Filters) {
-  const fields: Omit<SearchForm, "image"> = {
+const postJson = (body: SearchRequest) =>
+  request<SearchResponse>("/search", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+export function searchByFile(
+  file: File,
+  crop: Crop | null,
+  k: number,
+  filters: Filters,
+  weights: AspectWeights | null = null,
+) {
+  const fields: Pick<SearchForm, "crop" | "k" | keyof Filters> & AspectWeights = {
     k,
     crop: crop ? `${crop.x},${crop.y},${crop.w},${crop.h}` : undefined,
     ...filters,
+    ...weights,
   };
   const form = new FormData();
   form.append("image", file, file.name); // the server's messages then name the file
@@ -92,19 +121,29 @@ export function searchByFile(file: File, crop: Crop | null, k: number, filters: 
   return request<SearchResponse>("/search", { method: "POST", body: form });
 }
 
-export function searchByUrl(imageUrl: string, k: number, filters: Filters) {
-  const body: Schemas["SearchRequest"] = { image_url: imageUrl, k, ...filters };
-  return request<SearchResponse>("/search", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+export function searchByUrl(imageUrl: string, k: number, filters: Filters, weights: AspectWeights | null = null) {
+  return postJson({ image_url: imageUrl, k, ...filters, ...weights });
 }
+
+/** The photo of an earlier answer (its query.id) searched again, with other weights or
+ * filters, without uploading it. An ApiError with code "query_expired" (404) means the
+ * server has forgotten it: send the photo again. */
+export function searchAgain(queryId: string, weights: AspectWeights | null, k: number, filters: Filters) {
+  return postJson({ query_id: queryId, k, ...filters, ...weights });
+}
+
+/** Whether an error asks for the photo again (the server forgot a query_id). */
+export const isExpiredQuery = (error: unknown) =>
+  error instanceof ApiError && error.status === 404 && error.code === "query_expired";
 
 export const getProduct = (sku: string) => request<Product>(`/products/${encodeURIComponent(sku)}`);
 
-/** "More like this": the server's default number of products. */
-export const getSimilar = (sku: string) => request<SearchResult[]>(`/products/${encodeURIComponent(sku)}/similar`);
+/** "More like this": the server's default number of products, weighed as asked. */
+export function getSimilar(sku: string, weights: AspectWeights | null = null) {
+  const query: Pick<SimilarQuery, keyof AspectWeights> = { ...weights };
+  const qs = queryString(query);
+  return request<SearchResult[]>(`/products/${encodeURIComponent(sku)}/similar${qs ? `?${qs}` : ""}`);
+}
 
 export const listProducts = (query: ListQuery) => request<ProductPage>(`/products?${queryString(query)}`);
 

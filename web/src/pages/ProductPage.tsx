@@ -1,16 +1,39 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { Link, useNavigate, useParams } from "react-router-dom";
+import { useEffect, useMemo, useState } from "react";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
+import { AspectControls } from "../components/AspectControls";
 import { ProductGrid } from "../components/ProductGrid";
-import { apiKey, deleteProduct, getProduct, getSimilar } from "../lib/api";
+import { ApiError, apiKey, deleteProduct, getProduct, getSimilar, type AspectWeights } from "../lib/api";
+import { readWeights, sendable, textureIn, writeWeights } from "../lib/aspects";
 import { formatPrice } from "../lib/format";
 
-/** One product, large, with its details and "similar products" to keep browsing. */
+/** One product, large, with its details and "similar products" to keep browsing, weighed
+ * by shape, colour and texture as the URL says (?shape=..&colour=..&texture=..). */
 export function ProductPage() {
   const sku = decodeURIComponent(useParams()["*"] ?? "");
   const navigate = useNavigate();
   const client = useQueryClient();
   const product = useQuery({ queryKey: ["product", sku], queryFn: () => getProduct(sku) });
-  const similar = useQuery({ queryKey: ["similar", sku], queryFn: () => getSimilar(sku) });
+  const [params, setParams] = useSearchParams();
+  const weights = useMemo(() => readWeights(params), [params]);
+  const [hasTexture, setHasTexture] = useState(true); // until the results say otherwise
+  const sent = useMemo(() => sendable(weights, hasTexture), [weights, hasTexture]);
+  const similar = useQuery({
+    queryKey: ["similar", sku, sent],
+    queryFn: () => getSimilar(sku, sent),
+    // While other weights are searched, this product's last list stays in view.
+    placeholderData: (previous, query) => (query?.queryKey[1] === sku ? previous : undefined),
+  });
+  const { data, error } = similar;
+  useEffect(() => {
+    const texture = textureIn((data ?? []).map((r) => r.aspects));
+    if (texture !== undefined) setHasTexture(texture);
+  }, [data]);
+  useEffect(() => {
+    // A link's texture weight on a catalog without texture: search without it.
+    if (error instanceof ApiError && error.code === "aspect_weights" && sent?.texture) setHasTexture(false);
+  }, [error, sent]);
+  const setWeights = (w: AspectWeights | null) => setParams(writeWeights(params, w), { replace: true });
   const remove = useMutation({
     mutationFn: () => deleteProduct(sku),
     onSuccess: () => {
@@ -60,9 +83,13 @@ export function ProductPage() {
         </div>
       </div>
       <h2>Similar products</h2>
+      <AspectControls weights={weights} hasTexture={hasTexture} onChange={setWeights} />
+      {similar.isFetching && !similar.isPending && <p className="loading">Finding similar products…</p>}
       {similar.isPending && <p className="loading">Finding similar products…</p>}
       {similar.isError && <p role="alert" className="error">{similar.error.message}</p>}
-      {similar.data && <ProductGrid items={similar.data} empty="No similar products yet." />}
+      {similar.data && (
+        <ProductGrid items={similar.data} empty="No similar products yet." />
+      )}
     </section>
   );
 }

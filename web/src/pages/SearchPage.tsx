@@ -3,10 +3,26 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import ReactCrop, { type PercentCrop } from "react-image-crop";
 import "react-image-crop/dist/ReactCrop.css";
 import { useSearchParams } from "react-router-dom";
+import { AspectControls } from "../components/AspectControls";
+import { Swatches } from "../components/Aspects";
 import { FilterBar } from "../components/FilterBar";
 import { ImagePicker, type Picked } from "../components/ImagePicker";
 import { ProductGrid } from "../components/ProductGrid";
-import { DEFAULT_K, MAX_K, searchByFile, searchByUrl, type Crop, type Filters } from "../lib/api";
+import {
+  ApiError,
+  DEFAULT_K,
+  MAX_K,
+  isExpiredQuery,
+  searchAgain,
+  searchByFile,
+  searchByUrl,
+  type AspectScores,
+  type AspectWeights,
+  type Crop,
+  type Filters,
+  type SearchResponse,
+} from "../lib/api";
+import { readWeights, sendable, writeWeights } from "../lib/aspects";
 import { toPixelCrop } from "../lib/format";
 
 // Numbers the picks for the search's cache key (a File has no identity there); kept for
@@ -23,10 +39,17 @@ function readFilters(params: URLSearchParams): Filters {
 }
 
 /** Search by photo: pick one and the search starts; crop the region of interest, change
- * the filters or ask for more, and it runs again. */
+ * the filters or the aspect weights or ask for more, and it runs again (with the photo
+ * the server kept, query_id, unless the crop changed or the server forgot it). */
 export function SearchPage() {
   const [params, setParams] = useSearchParams();
   const filters = useMemo(() => readFilters(params), [params]);
+  const weights = useMemo(() => readWeights(params), [params]);
+  const [hasTexture, setHasTexture] = useState(true); // until an answer says otherwise
+  const [blend, setBlend] = useState<AspectScores | null>(null); // the default, as resolved
+  const sent = useMemo(() => sendable(weights, hasTexture), [weights, hasTexture]);
+  // The server's id of each photo (and crop) searched, to search it again without upload.
+  const queryIds = useRef(new Map<string, string>());
   const [pick, setPick] = useState<{ id: number; photo: Picked } | null>(null);
   const [crop, setCrop] = useState<PercentCrop | undefined>(); // as drawn, while dragging
   const [region, setRegion] = useState<Crop | null>(null); // as searched: set when a drag ends
@@ -42,9 +65,25 @@ export function SearchPage() {
   }, [photo, preview]);
 
   const search = useQuery({
-    queryKey: ["search", pick?.id, region, filters, k],
+    queryKey: ["search", pick?.id, region, filters, k, sent],
     queryFn: photo
-      ? () => (photo.kind === "url" ? searchByUrl(photo.url, k, filters) : searchByFile(photo.file, region, k, filters))
+      ? async (): Promise<SearchResponse> => {
+          const key = JSON.stringify([pick.id, region]);
+          const known = queryIds.current.get(key);
+          if (known) {
+            try {
+              return await searchAgain(known, sent, k, filters);
+            } catch (error) {
+              if (!isExpiredQuery(error)) throw error;
+              queryIds.current.delete(key); // forgotten: send the photo again
+            }
+          }
+          const answer = await (photo.kind === "url"
+            ? searchByUrl(photo.url, k, filters, sent)
+            : searchByFile(photo.file, region, k, filters, sent));
+          queryIds.current.set(key, answer.query.id);
+          return answer;
+        }
       : skipToken,
     // The same question gets the same answer: no repeat on window focus.
     staleTime: Infinity,
@@ -52,13 +91,27 @@ export function SearchPage() {
     placeholderData: (previous, query) => (query?.queryKey[1] === pick?.id ? previous : undefined),
   });
 
+  // What an answer tells about the catalog: whether it has texture, and its default blend.
+  const { data, isPlaceholderData, error } = search;
+  useEffect(() => {
+    if (!data || isPlaceholderData) return;
+    setHasTexture(data.query.aspects.texture !== undefined && data.query.aspects.texture !== null);
+    if (!sent) setBlend(data.query.aspects);
+  }, [data, isPlaceholderData, sent]);
+  useEffect(() => {
+    // A link's texture weight on a catalog without texture: search without it.
+    if (error instanceof ApiError && error.code === "aspect_weights" && sent?.texture) setHasTexture(false);
+  }, [error, sent]);
+
   const setFilters = (f: Filters) => {
     const next = new URLSearchParams();
     if (f.category) next.set("category", f.category);
     if (f.min_price !== undefined) next.set("min_price", String(f.min_price));
     if (f.max_price !== undefined) next.set("max_price", String(f.max_price));
-    setParams(next, { replace: true });
+    setParams(writeWeights(next, weights), { replace: true });
   };
+
+  const setWeights = (w: AspectWeights | null) => setParams(writeWeights(params, w), { replace: true });
 
   const choose = (p: Picked | null) => {
     setPick(p && { id: ++picks, photo: p });
@@ -93,12 +146,19 @@ export function SearchPage() {
               </ReactCrop>
             ) : null}
             <p className="hint">{hint(photo, Boolean(crop?.width))}</p>
+            {answer && answer.query.colours.length > 0 && (
+              <div className="query-colours">
+                <span>Colours in your photo</span>
+                <Swatches colours={answer.query.colours} label="Colours of your photo" />
+              </div>
+            )}
           </div>
           <div className="query-actions">
             <button type="button" className="secondary" onClick={() => choose(null)}>
               Choose another photo
             </button>
             <FilterBar filters={filters} onChange={setFilters} />
+            <AspectControls weights={weights} defaults={blend} hasTexture={hasTexture} onChange={setWeights} />
           </div>
         </div>
       )}
@@ -119,6 +179,7 @@ export function SearchPage() {
           </p>
           <ProductGrid
             items={answer.results}
+            queryColours={answer.query.colours}
             empty="No product matches these filters. Try another category or price range."
           />
           {answer.results.length >= k && k < MAX_K && (
