@@ -37,9 +37,18 @@ class Settings(BaseSettings):
     )
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
-    color_weight: float = Field(0.1, ge=0.0, le=1.0, description="Share of colour in similarity")
+    # 0.09 with the CIELAB descriptor is at least main's HSV 0.1 on P@10, MAP@R and
+    # colour@10 on the dev set and both its halves (docs/evaluation.md "Aspects").
+    color_weight: float = Field(0.09, ge=0.0, le=1.0, description="Share of colour in similarity")
     texture_weight: float = Field(
-        0.0, ge=0.0, le=1.0, description="Share of texture in similarity (shape has the rest)"
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of texture in similarity (shape has the rest); above 0 stores a "
+        "texture part that queries can weigh (docs/evaluation.md 'Aspects')",
+    )
+    colour_space: Literal["lab", "hsv"] = Field(
+        "lab", description="Colour descriptor: lab (default) or hsv (catalogs embedded before)"
     )
     batch_size: int = Field(32, ge=1, le=1024)
     threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = CPU count")

@@ -13,6 +13,7 @@ from skimage import data as skdata
 from lookalike.config import Settings
 from lookalike.embeddings import EmbedderConfig, create_embedder
 from lookalike.embeddings.aspects.colour import DIM as COLOR_DIM
+from lookalike.embeddings.aspects.colour import LAB_DIM
 from lookalike.errors import LookalikeError
 from lookalike.images.loader import LoadedImage
 from lookalike.images.preprocess import INPUT_SIZE
@@ -40,14 +41,18 @@ def test_base_specs_resolve(name: str, size: int, tmp_path: Path) -> None:
     network = resolve_network(name, tmp_path)
     assert network.spec is spec and network.dim == 1280 and not network.finetuned
     config = EmbedderConfig.resolve(name, tmp_path)
-    assert config.version.startswith(f"{name}@") and config.version.endswith("/trim-gap-c0.1")
-    assert config.dim == 1280 + COLOR_DIM
+    assert config.version.startswith(f"{name}@") and config.version.endswith("/trim-gap-lab0.09")
+    assert config.dim == 1280 + LAB_DIM
 
 
-def test_lite0_version_is_unchanged() -> None:
-    """Catalogs embedded before model specs existed carry this version; if it changed,
-    every one of them would have to be re-embedded."""
-    assert EmbedderConfig().version == "lite0@57934424/trim-gap-c0.1"
+def test_versions_of_earlier_catalogs_still_resolve(tmp_path: Path) -> None:
+    """Catalogs embedded before model specs and the CIELAB colour part existed carry this
+    version; it must still name the same vectors (lite0, HSV colour), or every one of
+    them would have to be re-embedded before it could be searched."""
+    old = EmbedderConfig.from_version("lite0@57934424/trim-gap-c0.1", tmp_path)
+    assert old.colour_space == "hsv" and old.dim == 1280 + COLOR_DIM
+    assert old.version == "lite0@57934424/trim-gap-c0.1"
+    assert EmbedderConfig().version == "lite0@57934424/trim-gap-lab0.09"
 
 
 def test_every_spec_gets_enough_pixels_from_the_decoder() -> None:
@@ -92,6 +97,9 @@ def test_a_finetuned_version_takes_its_base_from_its_card(tmp_path: Path) -> Non
     config = EmbedderConfig.resolve(version, tmp_path)  # as it was trained
     assert config.version == f"{version}/pad-gap-c0.2" and config.dim == 64 + COLOR_DIM
     assert EmbedderConfig.from_version(config.version, tmp_path) == config
+    # It pools inside (no activation map): no texture part, whatever was asked.
+    textured = EmbedderConfig.parse("pad-gap-lab0.2-t0.1").with_model(version, tmp_path)
+    assert textured.texture_weight == 0 and textured.layout.aspects == ("shape", "colour")
 
 
 def test_names_resolve_in_one_place(tmp_path: Path) -> None:
@@ -114,6 +122,6 @@ def test_lite2_embeds_through_onnx_runtime(settings: Settings) -> None:
     maps = embedder.feature_maps(np.stack([p.tensor for p in prepared if p.tensor is not None]))
     assert maps.shape == (2, 1280, 9, 9)
     vectors = embedder.embed_prepared(prepared)
-    assert vectors.shape == (2, 1280 + COLOR_DIM) == (2, config.dim)
+    assert vectors.shape == (2, 1280 + LAB_DIM) == (2, config.dim)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert any(f.name.startswith("lite2-trunk-") for f in settings.model_dir.iterdir())

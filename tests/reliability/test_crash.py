@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.reliability.common import Home
 from benchmarks.reliability.crash import activate_kills, ingest_kills, server_kills
+from lookalike.embeddings.embedder import EmbedderConfig
 
 pytestmark = pytest.mark.dataset
 
@@ -40,6 +41,6 @@ def test_kill_server_during_writes(
 
 def test_kill_models_activate(fresh_home: Home) -> None:
     # Two configurations of the default model: a full re-embed, without a second export.
-    targets = ("trim-gap-c0.2", "trim-gap-c0.1")
+    targets = ("trim-gap-lab0.2", EmbedderConfig().name)
     result = activate_kills(fresh_home, 24, 1, random.Random(3), targets)
     assert result["problems"] == []

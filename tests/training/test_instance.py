@@ -11,6 +11,7 @@ from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.embeddings import EmbedderConfig, create_embedder
+from lookalike.embeddings.aspects.colour import LAB_DIM
 from lookalike.engine import Engine
 from lookalike.errors import CatalogFileError
 from lookalike.images.loader import load_image
@@ -82,9 +83,9 @@ def test_fine_tunes_lite2_and_records_the_base(settings: Settings, covers: Path)
     model = train(engine, options)
 
     assert model.base == "lite2" and model.card["parameters"]["base"] == "lite2"
-    assert model.card["base_model"] == f"{get_spec('lite2').version}/trim-gap-c0.1"
+    assert model.card["base_model"] == f"{get_spec('lite2').version}/{EmbedderConfig().name}"
     config = EmbedderConfig.resolve(model.version, settings.model_dir)
-    assert config.network.spec.input_size == 260 and config.dim == 16 + 52
+    assert config.network.spec.input_size == 260 and config.dim == 16 + LAB_DIM
     embedder = create_embedder(settings, config)  # the exported network takes 260 px
     image = load_image((covers.parent / "cover0.png").read_bytes(), "cover0", max_pixels=10**6)
     assert embedder.embed_images([image]).shape == (1, config.dim)

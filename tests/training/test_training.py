@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from lookalike.config import Settings
+from lookalike.embeddings.aspects.colour import LAB_DIM
 from lookalike.engine import Engine
 from lookalike.evaluation.report import resolve_config
 from lookalike.ingest.readers import read_catalog
@@ -73,7 +74,7 @@ def test_tiny_training_run_gives_an_activatable_version(
     assert [m.version for m in registry.list()] == [model.version]
 
     config = resolve_config(engine, model.version)
-    assert config.network.name == model.version and config.dim == 32 + 52
+    assert config.network.name == model.version and config.dim == 32 + LAB_DIM
     assert model.base == "lite0" and card["base_model"].startswith("lite0@")
     query = Path(engine.store.all_products()[0].image_path)
 
@@ -105,7 +106,11 @@ def test_tiny_training_run_gives_an_activatable_version(
     hits = engine.search_files([query], k=3)[0].hits
     assert hits[0].score > 0.99  # the query product finds itself with the new model
     vec = engine.store.vector(hits[0].product.id or 0, config.version)
-    assert vec is not None and vec.shape == (84,) and np.isclose(np.linalg.norm(vec), 1, atol=1e-4)
+    assert (
+        vec is not None
+        and vec.shape == (32 + LAB_DIM,)
+        and np.isclose(np.linalg.norm(vec), 1, atol=1e-4)
+    )
     engine.close()
 
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.config import Pooling, Preprocessing, Settings
-from lookalike.embeddings.aspects import AspectLayout, colour, texture
+from lookalike.embeddings.aspects import AspectLayout, colour
+from lookalike.embeddings.aspects.colour import ColourSpace
+from lookalike.embeddings.aspects.texture import texture_descriptor
 from lookalike.embeddings.onnx_export import onnx_model_path
 from lookalike.embeddings.pooling import l2_normalize, pool
 from lookalike.images.loader import LoadedImage
@@ -34,7 +36,10 @@ if TYPE_CHECKING:
     import torch
 
 _WEIGHT = r"(0(?:\.\d+)?|1(?:\.0+)?)"
-_SPEC = re.compile(rf"^(trim|pad|crop)-(gap|gem)-c{_WEIGHT}(?:-t{_WEIGHT})?$")
+_SPEC = re.compile(rf"^(trim|pad|crop)-(gap|gem)-(c|lab){_WEIGHT}(?:-t{_WEIGHT})?$")
+# A config name's colour tag: "c" the HSV histogram (catalogs embedded before the CIELAB
+# one), "lab" the CIELAB one (embeddings/aspects/colour.py).
+_COLOUR_TAG: dict[ColourSpace, str] = {"hsv": "c", "lab": "lab"}
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,10 @@ class EmbedderConfig:
 
     preprocessing: Preprocessing = "trim"
     pooling: Pooling = "gap"
-    color_weight: float = 0.1
+    color_weight: float = 0.09
     network: Network = DEFAULT_NETWORK
     texture_weight: float = 0.0
+    colour_space: ColourSpace = "lab"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderConfig:
@@ -56,6 +62,7 @@ class EmbedderConfig:
             settings.pooling,
             settings.color_weight,
             texture_weight=settings.texture_weight,
+            colour_space=settings.colour_space,
         )
         try:
             return config.with_model(settings.model, settings.model_dir)
@@ -67,7 +74,9 @@ class EmbedderConfig:
         registered fine-tuned one, which pools inside. Raises UnknownModelError (a
         KeyError) for anything else."""
         network = resolve_network(model, model_dir)
-        return replace(self, network=network, pooling="gap" if network.finetuned else self.pooling)
+        if network.finetuned:  # it pools inside: no activation map, so no texture part
+            return replace(self, network=network, pooling="gap", texture_weight=0.0)
+        return replace(self, network=network)
 
     @classmethod
     def from_version(cls, version: str, model_dir: Path) -> EmbedderConfig:
@@ -100,26 +109,35 @@ class EmbedderConfig:
 
     @classmethod
     def parse(cls, spec: str) -> EmbedderConfig:
-        """Parse ``trim-gap-c0.1`` style names (``-t0.05``: a texture share beside the
-        colour share); ``colorhist`` is the colour-only baseline."""
+        """Parse ``trim-gap-lab0.1`` style names: geometry, pooling, the colour
+        descriptor (``lab``, or ``c`` for the HSV one) and its share, optionally
+        ``-t<share>`` for texture; ``colorhist`` is the colour-only (HSV) baseline."""
         if spec == "colorhist":
-            return cls("trim", "gap", 1.0)
+            return cls("trim", "gap", 1.0, colour_space="hsv")
         match = _SPEC.match(spec)
         if not match:
             raise ValueError(
-                f"bad embedder spec {spec!r}: expected (trim|pad|crop)-(gap|gem)-c<weight 0..1>"
-                "[-t<weight 0..1>], e.g. trim-gap-c0.1, or 'colorhist'"
+                f"bad embedder spec {spec!r}: expected (trim|pad|crop)-(gap|gem)-(lab|c)"
+                "<weight 0..1>[-t<weight 0..1>], e.g. trim-gap-lab0.1, or 'colorhist'"
             )
-        pre, pooling, weight, tex = match.groups()
+        pre, pooling, tag, weight, tex = match.groups()
         if float(weight) + float(tex or 0) > 1:
             raise ValueError(f"bad embedder spec {spec!r}: colour and texture shares exceed 1")
-        return cls(pre, pooling, float(weight), texture_weight=float(tex or 0))  # type: ignore[arg-type]
+        space: ColourSpace = "hsv" if tag == "c" else "lab"
+        return cls(
+            pre,  # type: ignore[arg-type]
+            pooling,  # type: ignore[arg-type]
+            float(weight),
+            texture_weight=float(tex or 0),
+            colour_space=space,
+        )
 
     @property
     def name(self) -> str:
-        if self.color_weight >= 1.0:
+        if self.color_weight >= 1.0 and self.colour_space == "hsv":
             return "colorhist"
-        name = f"{self.preprocessing}-{self.pooling}-c{self.color_weight:g}"
+        tag = _COLOUR_TAG[self.colour_space]
+        name = f"{self.preprocessing}-{self.pooling}-{tag}{self.color_weight:g}"
         return f"{name}-t{self.texture_weight:g}" if self.texture_weight > 0 else name
 
     @property
@@ -135,7 +153,7 @@ class EmbedderConfig:
 
     @property
     def uses_cnn(self) -> bool:
-        return self.shape_weight > 0
+        return self.shape_weight > 0 or self.texture_weight > 0
 
     @property
     def layout(self) -> AspectLayout:
@@ -146,7 +164,11 @@ class EmbedderConfig:
                 "colour": self.color_weight,
                 "texture": self.texture_weight,
             },
-            {"shape": self.network.dim, "colour": colour.DIM, "texture": texture.DIM},
+            {
+                "shape": self.network.dim,
+                "colour": colour.DESCRIPTORS[self.colour_space][0],
+                "texture": self.network.spec.feature_dim,
+            },
         )
 
     @property
@@ -178,8 +200,7 @@ class Embedder(ABC):
         square = to_square(image.pixels, config.preprocessing, spec.input_size)
         return PreparedImage(
             model_input([square], spec.input_mean, spec.input_std)[0] if config.uses_cnn else None,
-            colour.color_descriptor(square) if config.color_weight > 0 else None,
-            texture.texture_descriptor(square) if config.texture_weight > 0 else None,
+            colour.DESCRIPTORS[config.colour_space][1](square) if config.color_weight > 0 else None,
         )
 
     def embed_prepared(self, batch: list[PreparedImage]) -> np.ndarray:
@@ -188,14 +209,14 @@ class Embedder(ABC):
         parts = []
         if config.uses_cnn:
             x = np.stack([p.tensor for p in batch if p.tensor is not None])
-            cnn = pool(self.feature_maps(x), config.pooling)
-            parts.append(np.sqrt(config.shape_weight) * cnn)
+            maps = self.feature_maps(x)
+            if config.shape_weight > 0:
+                parts.append(np.sqrt(config.shape_weight) * pool(maps, config.pooling))
         if config.color_weight > 0:
             colours = np.stack([p.color for p in batch if p.color is not None])
             parts.append(np.sqrt(config.color_weight) * colours)
-        if config.texture_weight > 0:
-            textures = np.stack([p.texture for p in batch if p.texture is not None])
-            parts.append(np.sqrt(config.texture_weight) * textures)
+        if config.texture_weight > 0:  # from the same activations (a base network's)
+            parts.append(np.sqrt(config.texture_weight) * texture_descriptor(maps))
         return l2_normalize(np.concatenate(parts, axis=1))
 
     def embed_images(self, images: list[LoadedImage]) -> np.ndarray:
@@ -211,12 +232,10 @@ class Embedder(ABC):
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One image ready for the model: its input tensor (3 x S x S), colour and texture
-    parts."""
+    """One image ready for the model: its input tensor (3 x S x S) and colour part."""
 
     tensor: np.ndarray | None
     color: np.ndarray | None
-    texture: np.ndarray | None = None
 
 
 class OnnxEmbedder(Embedder):

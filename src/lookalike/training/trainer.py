@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from lookalike.embeddings.aspects.colour import color_descriptor
+from lookalike.embeddings.aspects.colour import DESCRIPTORS
 from lookalike.embeddings.embedder import EmbedderConfig
 from lookalike.embeddings.onnx_export import export_model
 from lookalike.embeddings.pooling import l2_normalize, pool
@@ -198,7 +198,14 @@ def train(
 
         def cache(what: str, indices: list[int], make: _ViewMaker) -> _Cache:
             return _cache(
-                session, spec, engine, catalog, indices, make, lambda m: say(f"{what}: {m}")
+                session,
+                spec,
+                engine,
+                catalog,
+                indices,
+                make,
+                lambda m: say(f"{what}: {m}"),
+                DESCRIPTORS[base.colour_space][1],
             )
 
         say("caching the frozen front's activations")
@@ -503,6 +510,7 @@ def _cache(
     indices: list[int],
     make: _ViewMaker,
     say: Progress,
+    describe_colour: Callable[[np.ndarray], np.ndarray],
 ) -> _Cache:
     """Front activations of the views ``make`` returns for each product, with their
     colour descriptors; progress about every 10%."""
@@ -524,7 +532,7 @@ def _cache(
                 squares += made
                 products += [i] * len(made)
                 views += range(len(made))
-            colors += [color_descriptor(s) for s in squares]
+            colors += [describe_colour(s) for s in squares]
             for b in range(0, len(squares), 64):
                 x = model_input(squares[b : b + 64], spec.input_mean, spec.input_std)
                 xs.append(session.run(None, {"images": x})[0])

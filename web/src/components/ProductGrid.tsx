@@ -1,7 +1,9 @@
 import { Link } from "react-router-dom";
 import type { SearchResult, Swatch } from "../lib/api";
 import { formatPrice } from "../lib/format";
+import type { Mark, Marks } from "../lib/marks";
 import { AspectBars, Swatches, WhyButton } from "./Aspects";
+import { MarkButtons } from "./Marks";
 
 /** A product, and for a search result its score and match (the API's SearchResult). */
 export type GridItem = Pick<SearchResult, "product"> & Partial<SearchResult>;
@@ -12,13 +14,15 @@ interface Props {
   /** The query's colours, for the "Why?" comparison, and what the query is called. */
   queryColours?: Swatch[];
   queryName?: string;
+  /** The shopper's marks, and how to change one: thumb up / down buttons on each card. */
+  marking?: { marks: Marks; onMark: (sku: string, mark: Mark) => void };
 }
 
 /** Responsive grid of product cards: thumbnail (lazy, fixed aspect: no layout shift),
  * title, price, category and, for search results, the similarity score, a bar per aspect
  * (shape, colour, texture), the product's colours, a "Why?" popover and an "Exact
- * match" badge on the product the photo shows. */
-export function ProductGrid({ items, empty, queryColours, queryName }: Props) {
+ * match" badge on the product the photo shows; with ``marking``, thumb up / down buttons. */
+export function ProductGrid({ items, empty, queryColours, queryName, marking }: Props) {
   if (items.length === 0) return <p className="empty">{empty}</p>;
   return (
     <ul className="grid" aria-label="Products">
@@ -58,9 +62,10 @@ export function ProductGrid({ items, empty, queryColours, queryName }: Props) {
               </span>
             )}
             {aspects && <AspectBars aspects={aspects} />}
-            {(Boolean(colours?.length) || score !== undefined) && (
+            {(Boolean(colours?.length) || score !== undefined || marking) && (
               <div className="card-foot">
                 {colours && <Swatches colours={colours} label={`Colours of ${name}`} />}
+                {marking && <MarkButtons sku={product.sku} name={name} {...marking} />}
                 {score !== undefined && (
                   <WhyButton result={item} title={name} queryColours={queryColours} queryName={queryName} />
                 )}

@@ -6,6 +6,7 @@ import type { Product } from "../lib/api";
 import { AspectControls } from "./AspectControls";
 import { AspectBars, Swatches, WhyButton, matchText } from "./Aspects";
 import { ImagePicker } from "./ImagePicker";
+import { MarkBar } from "./Marks";
 import { ProductGrid } from "./ProductGrid";
 
 const product = (sku: string): Product => ({
@@ -226,5 +227,37 @@ describe("AspectControls", () => {
     act(() => vi.advanceTimersByTime(1000));
     expect(onChange).not.toHaveBeenCalled();
     expect(screen.getByRole("status")).toHaveTextContent("at least one aspect");
+  });
+});
+
+describe("marks on result cards", () => {
+  it("show a pressed thumb for a marked product and pass clicks on", async () => {
+    const onMark = vi.fn();
+    render(
+      <MemoryRouter>
+        <ProductGrid
+          items={[{ product: product("a1"), score: 0.8 }, { product: product("b2"), score: 0.7 }]}
+          marking={{ marks: { more: ["a1"], less: [] }, onMark }}
+          empty="none"
+        />
+      </MemoryRouter>,
+    );
+    expect(screen.getByRole("button", { name: "More like this (Product a1)" })).toHaveAttribute("aria-pressed", "true");
+    expect(screen.getByRole("button", { name: "Less like this (Product a1)" })).toHaveAttribute("aria-pressed", "false");
+    screen.getByRole("button", { name: "Less like this (Product b2)" }).focus();
+    await userEvent.keyboard("{Enter}");
+    expect(onMark).toHaveBeenCalledWith("b2", "less");
+  });
+
+  it("sums the marks up, undoes the hidden ones and clears them all", async () => {
+    const onChange = vi.fn();
+    const { rerender } = render(<MarkBar marks={{ more: [], less: [] }} onChange={onChange} />);
+    expect(screen.queryByRole("group")).not.toBeInTheDocument();
+    rerender(<MarkBar marks={{ more: ["a"], less: ["b", "c"] }} onChange={onChange} />);
+    expect(screen.getByRole("group", { name: "Your marks" })).toHaveTextContent("More like: 1Hidden: 2 (undo)Clear marks (3)");
+    await userEvent.click(screen.getByRole("button", { name: "Undo: show the 2 hidden products again" }));
+    expect(onChange).toHaveBeenLastCalledWith({ more: ["a"], less: [] });
+    await userEvent.click(screen.getByRole("button", { name: "Clear marks (3)" }));
+    expect(onChange).toHaveBeenLastCalledWith({ more: [], less: [] });
   });
 });

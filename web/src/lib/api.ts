@@ -20,6 +20,11 @@ type SearchRequest = Schemas["SearchRequest"];
 /** Per-query weights of shape, colour and texture (0..1, only ratios matter); an aspect
  * left out counts as in the catalog's default blend. */
 export type AspectWeights = Pick<SearchRequest, "shape" | "colour" | "texture">;
+/** The shopper's marks: SKUs "more like this" (positive) and "less like this" (negative,
+ * never shown again); together at most MAX_MARKS. */
+export type Feedback = Pick<SearchRequest, "positive" | "negative">;
+/** What refines a search of the same photo(s): aspect weights and marks. */
+export type Refine = AspectWeights & Feedback;
 type SearchForm = paths["/api/v1/search"]["post"]["requestBody"]["content"]["multipart/form-data"];
 export type Filters = Pick<SearchForm, "category" | "min_price" | "max_price">;
 type ListQuery = NonNullable<paths["/api/v1/products"]["get"]["parameters"]["query"]>;
@@ -30,6 +35,10 @@ type SimilarQuery = NonNullable<paths["/api/v1/products/{sku}/similar"]["get"]["
 const kSchema = schemaJson.schemas.SearchRequest.properties.k;
 export const DEFAULT_K: number = kSchema.default;
 export const MAX_K: number = kSchema.maximum;
+/** How many products may be marked (more and less together), and how many photos one
+ * query may combine: the server's limits, from its schema. */
+export const MAX_MARKS: number = schemaJson.schemas.SearchRequest.properties.positive.maxItems;
+export const MAX_PHOTOS: number = schemaJson.schemas.SearchRequest.properties.query_ids.maxItems;
 
 export class ApiError extends Error {
   constructor(
@@ -37,6 +46,8 @@ export class ApiError extends Error {
     message: string,
     /** The problem document's machine-readable code (e.g. "query_expired"), if any. */
     public code?: string,
+    /** For "query_expired": the query.id the server has forgotten. */
+    public queryId?: string,
   ) {
     super(message);
   }
@@ -55,19 +66,21 @@ export const apiKey = {
 async function problemError(response: Response): Promise<ApiError> {
   let message = "";
   let code: string | undefined;
+  let queryId: string | undefined;
   try {
     const body: unknown = await response.json();
     if (body && typeof body === "object") {
       const fields = body as Record<string, unknown>;
       const { detail, title } = fields;
       if (typeof fields.code === "string") code = fields.code;
+      if (typeof fields.query_id === "string") queryId = fields.query_id;
       if (typeof detail === "string" && detail) message = detail;
       else if (typeof title === "string" && title) message = title;
     }
   } catch {
     /* not a problem document */
   }
-  return new ApiError(response.status, message || response.statusText || `request failed (${response.status})`, code);
+  return new ApiError(response.status, message || response.statusText || `request failed (${response.status})`, code, queryId);
 }
 
 async function request<T>(path: string, init: RequestInit = {}, auth = false): Promise<T> {
@@ -93,7 +106,20 @@ function present(fields: Fields): [string, string][] {
   );
 }
 
-const queryString = (fields: Fields) => new URLSearchParams(present(fields)).toString();
+/** The marks as repeated fields (positive=a&positive=b), as forms and query strings take them. */
+const markFields = (refine: Refine | null): [string, string][] => [
+  ...(refine?.positive ?? []).map((sku): [string, string] => ["positive", sku]),
+  ...(refine?.negative ?? []).map((sku): [string, string] => ["negative", sku]),
+];
+
+/** The weights, without the marks (those are lists: sent apart). */
+function weightsOf(refine: Refine | null): AspectWeights {
+  const { positive: _p, negative: _n, ...weights } = refine ?? {};
+  return weights;
+}
+
+const queryString = (fields: Fields, marks: [string, string][] = []) =>
+  new URLSearchParams([...present(fields), ...marks]).toString();
 
 const postJson = (body: SearchRequest) =>
   request<SearchResponse>("/search", {
@@ -102,46 +128,55 @@ const postJson = (body: SearchRequest) =>
     body: JSON.stringify(body),
   });
 
-export function searchByFile(
-  file: File,
-  crop: Crop | null,
-  k: number,
-  filters: Filters,
-  weights: AspectWeights | null = null,
-) {
+/** Weights and marks as a JSON body takes them: an empty list of marks is left out. */
+function refineJson(refine: Refine | null): Refine {
+  const out: Refine = weightsOf(refine);
+  if (refine?.positive?.length) out.positive = refine.positive;
+  if (refine?.negative?.length) out.negative = refine.negative;
+  return out;
+}
+
+export function searchByFile(file: File, crop: Crop | null, k: number, filters: Filters, refine: Refine | null = null) {
   const fields: Pick<SearchForm, "crop" | "k" | keyof Filters> & AspectWeights = {
     k,
     crop: crop ? `${crop.x},${crop.y},${crop.w},${crop.h}` : undefined,
     ...filters,
-    ...weights,
+    ...weightsOf(refine),
   };
   const form = new FormData();
   form.append("image", file, file.name); // the server's messages then name the file
-  for (const [key, value] of present(fields)) form.append(key, value);
+  for (const [key, value] of [...present(fields), ...markFields(refine)]) form.append(key, value);
   return request<SearchResponse>("/search", { method: "POST", body: form });
 }
 
-export function searchByUrl(imageUrl: string, k: number, filters: Filters, weights: AspectWeights | null = null) {
-  return postJson({ image_url: imageUrl, k, ...filters, ...weights });
+export function searchByUrl(imageUrl: string, k: number, filters: Filters, refine: Refine | null = null) {
+  return postJson({ image_url: imageUrl, k, ...filters, ...refineJson(refine) });
 }
 
-/** The photo of an earlier answer (its query.id) searched again, with other weights or
- * filters, without uploading it. An ApiError with code "query_expired" (404) means the
- * server has forgotten it: send the photo again. */
-export function searchAgain(queryId: string, weights: AspectWeights | null, k: number, filters: Filters) {
-  return postJson({ query_id: queryId, k, ...filters, ...weights });
+/** The photo of an earlier answer (its query.id) searched again, with other weights,
+ * marks or filters, without uploading it. An ApiError with code "query_expired" (404)
+ * means the server has forgotten it: send the photo again. */
+export function searchAgain(queryId: string, refine: Refine | null, k: number, filters: Filters) {
+  return postJson({ query_id: queryId, k, ...filters, ...refineJson(refine) });
 }
 
-/** Whether an error asks for the photo again (the server forgot a query_id). */
+/** Several earlier photos (their query.id, at most MAX_PHOTOS) searched as one query. On
+ * "query_expired" the ApiError's queryId names the photo to send again. */
+export function searchTogether(queryIds: string[], refine: Refine | null, k: number, filters: Filters) {
+  return postJson({ query_ids: queryIds, k, ...filters, ...refineJson(refine) });
+}
+
+/** Whether an error asks for a photo again (the server forgot a query_id). */
 export const isExpiredQuery = (error: unknown) =>
   error instanceof ApiError && error.status === 404 && error.code === "query_expired";
 
 export const getProduct = (sku: string) => request<Product>(`/products/${encodeURIComponent(sku)}`);
 
-/** "More like this": the server's default number of products, weighed as asked. */
-export function getSimilar(sku: string, weights: AspectWeights | null = null) {
-  const query: Pick<SimilarQuery, keyof AspectWeights> = { ...weights };
-  const qs = queryString(query);
+/** Products like this one: the server's default number, weighed and refined by the
+ * shopper's marks as asked (marks as repeated parameters, ?positive=a&positive=b). */
+export function getSimilar(sku: string, refine: Refine | null = null) {
+  const query: Pick<SimilarQuery, keyof AspectWeights> = weightsOf(refine);
+  const qs = queryString(query, markFields(refine));
   return request<SearchResult[]>(`/products/${encodeURIComponent(sku)}/similar${qs ? `?${qs}` : ""}`);
 }
 

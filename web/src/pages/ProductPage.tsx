@@ -2,13 +2,16 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { AspectControls } from "../components/AspectControls";
+import { MarkBar } from "../components/Marks";
 import { ProductGrid } from "../components/ProductGrid";
 import { ApiError, apiKey, deleteProduct, getProduct, getSimilar, type AspectWeights } from "../lib/api";
 import { readWeights, sendable, textureIn, writeWeights } from "../lib/aspects";
+import { feedback, readMarks, toggleMark, withoutHidden, writeMarks, type Mark, type Marks } from "../lib/marks";
 import { formatPrice } from "../lib/format";
 
 /** One product, large, with its details and "similar products" to keep browsing, weighed
- * by shape, colour and texture as the URL says (?shape=..&colour=..&texture=..). */
+ * by shape, colour and texture and refined by the shopper's "more / less like this"
+ * marks, as the URL says (?shape=..&colour=..&texture=..&more=sku&less=sku). */
 export function ProductPage() {
   const sku = decodeURIComponent(useParams()["*"] ?? "");
   const navigate = useNavigate();
@@ -18,10 +21,11 @@ export function ProductPage() {
   const weights = useMemo(() => readWeights(params), [params]);
   const [hasTexture, setHasTexture] = useState(true); // until the results say otherwise
   const sent = useMemo(() => sendable(weights, hasTexture), [weights, hasTexture]);
+  const marks = useMemo(() => readMarks(params), [params]);
   const similar = useQuery({
-    queryKey: ["similar", sku, sent],
-    queryFn: () => getSimilar(sku, sent),
-    // While other weights are searched, this product's last list stays in view.
+    queryKey: ["similar", sku, sent, marks],
+    queryFn: () => getSimilar(sku, { ...sent, ...feedback(marks) }),
+    // While other weights or marks are searched, this product's last list stays in view.
     placeholderData: (previous, query) => (query?.queryKey[1] === sku ? previous : undefined),
   });
   const { data, error } = similar;
@@ -34,6 +38,8 @@ export function ProductPage() {
     if (error instanceof ApiError && error.code === "aspect_weights" && sent?.texture) setHasTexture(false);
   }, [error, sent]);
   const setWeights = (w: AspectWeights | null) => setParams(writeWeights(params, w), { replace: true });
+  const setMarks = (m: Marks) => setParams(writeMarks(params, m), { replace: true });
+  const mark = (other: string, m: Mark) => setMarks(toggleMark(marks, other, m));
   const remove = useMutation({
     mutationFn: () => deleteProduct(sku),
     onSuccess: () => {
@@ -87,8 +93,13 @@ export function ProductPage() {
       {similar.isFetching && !similar.isPending && <p className="loading">Finding similar products…</p>}
       {similar.isPending && <p className="loading">Finding similar products…</p>}
       {similar.isError && <p role="alert" className="error">{similar.error.message}</p>}
+      <MarkBar marks={marks} onChange={setMarks} />
       {similar.data && (
-        <ProductGrid items={similar.data} empty="No similar products yet." />
+        <ProductGrid
+          items={withoutHidden(similar.data, marks)}
+          marking={{ marks, onMark: mark }}
+          empty="No similar products yet."
+        />
       )}
     </section>
   );

@@ -1,16 +1,31 @@
-"""The colour descriptor: the product's colour distribution, background excluded.
+"""The colour descriptors: the product's colour distribution, background excluded.
 
 CNN features trained for ImageNet classes are nearly colour-blind (a red and a blue
-T-shirt are neighbours), yet shoppers read colour as part of "looks alike". This
-descriptor is a hue/saturation/value histogram of the non-background pixels.
+T-shirt are neighbours), yet shoppers read colour as part of "looks alike". Two
+descriptors, both square-rooted histograms (Hellinger: unit length, dot product = the
+Bhattacharyya coefficient):
+
+- ``lab`` (the default): CIELAB, 4 x 8 x 8 bins with soft (trilinear) assignment, each
+  pixel weighted by its closeness to the image centre. Colour-only ranking on the
+  fashion dev set: colour@10 0.471 (halves 0.452 / 0.437) against 0.410 for ``hsv``;
+  soft bins gave most of it (+0.05: a colour near a bin edge no longer lands in one bin
+  or the other), the centre weight +0.01 (a garment on a model is in the middle; skin,
+  hair and the other garments less so). docs/evaluation.md "Aspects".
+- ``hsv``: 12 hues x 2 saturations x 2 values + 4 greys, hard bins: what catalogs
+  embedded before had (``trim-gap-c0.1``), kept so that they still search.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from lookalike.images.preprocess import background_mask
+
+ColourSpace = Literal["lab", "hsv"]
 
 HUE_BINS = 12
 SAT_BINS = 2
@@ -30,14 +45,9 @@ _CHROMATIC = _levels >= _CHROMA_MIN
 
 
 def color_descriptor(square: np.ndarray) -> np.ndarray:
-    """Histogram of an HxWx3 uint8 RGB image, as the square root of its frequencies
-    (Hellinger mapping: the dot product of two descriptors is their Bhattacharyya
-    coefficient, and the vector has unit length)."""
-    if square.shape[0] > SIDE:
-        square = cv2.resize(square, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    foreground = background_mask(square).reshape(-1) == 0
-    if foreground.sum() < 0.02 * foreground.size:  # all-white product: use every pixel
-        foreground[:] = True
+    """The ``hsv`` histogram of an HxWx3 uint8 RGB image's product pixels."""
+    square = _small(square)
+    foreground = _foreground(square)
     hsv = cv2.cvtColor(square, cv2.COLOR_RGB2HSV).reshape(-1, 3)[foreground]
     h, s, v = hsv[:, 0], hsv[:, 1], hsv[:, 2]
     color_idx = (_HUE[h] * SAT_BINS + _SAT[s]) * VAL_BINS + _VAL[v]
@@ -48,15 +58,83 @@ def color_descriptor(square: np.ndarray) -> np.ndarray:
     return out
 
 
+# ---- lab ---------------------------------------------------------------------------
+L_BINS, A_BINS, B_BINS = 4, 8, 8
+LAB_DIM = L_BINS * A_BINS * B_BINS
+_AB_LO, _AB_HI = 80, 176  # OpenCV's 8-bit a*, b* (128 = neutral): +-48 CIELAB units
+CENTRE_SIGMA = 0.25  # of the side (0.35 and 0.5 measured 0.002 and 0.007 lower)
+
+
+def _soft(n: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each 8-bit value: its lower bin, upper bin and the upper bin's share (linear
+    between bin centres)."""
+    x = (np.clip(np.arange(256, dtype=np.float32), lo, hi) - lo) / (hi - lo) * n - 0.5
+    low = np.floor(x).astype(np.int64)
+    share = (x - low).astype(np.float32)
+    return np.clip(low, 0, n - 1), np.clip(low + 1, 0, n - 1), share
+
+
+_SOFT_L, _SOFT_A, _SOFT_B = (
+    _soft(L_BINS, 0, 255),
+    _soft(A_BINS, _AB_LO, _AB_HI),
+    _soft(B_BINS, _AB_LO, _AB_HI),
+)
+_yy, _xx = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+_CENTRE_WEIGHT = np.exp(
+    -0.5 * ((_xx - SIDE / 2 + 0.5) ** 2 + (_yy - SIDE / 2 + 0.5) ** 2) / (CENTRE_SIGMA * SIDE) ** 2
+).reshape(-1)
+
+
+def lab_descriptor(square: np.ndarray) -> np.ndarray:
+    """The ``lab`` histogram of an HxWx3 uint8 RGB image's product pixels."""
+    square = cv2.resize(square, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    foreground = _foreground(square)
+    lab = cv2.cvtColor(square, cv2.COLOR_RGB2LAB).reshape(-1, 3)[foreground]
+    weight = _CENTRE_WEIGHT[foreground]
+    indices, weights = [], []
+    lo_l, hi_l, up_l = (t[lab[:, 0]] for t in _SOFT_L)
+    lo_a, hi_a, up_a = (t[lab[:, 1]] for t in _SOFT_A)
+    lo_b, hi_b, up_b = (t[lab[:, 2]] for t in _SOFT_B)
+    for bin_l, w_l in ((lo_l, 1 - up_l), (hi_l, up_l)):
+        for bin_a, w_a in ((lo_a, 1 - up_a), (hi_a, up_a)):
+            base = (bin_l * A_BINS + bin_a) * B_BINS
+            w_la = weight * w_l * w_a
+            indices += [base + lo_b, base + hi_b]
+            weights += [w_la * (1 - up_b), w_la * up_b]
+    hist = np.bincount(np.concatenate(indices), np.concatenate(weights), minlength=LAB_DIM).astype(
+        np.float64
+    )
+    hist /= max(float(hist.sum()), 1e-12)
+    out: np.ndarray = np.sqrt(hist).astype(np.float32)
+    return out
+
+
+def _small(square: np.ndarray) -> np.ndarray:
+    if square.shape[0] > SIDE:
+        return cv2.resize(square, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    return square
+
+
+def _foreground(square: np.ndarray) -> np.ndarray:
+    """The pixels that are not studio-white background (all of them for an all-white
+    product)."""
+    foreground: np.ndarray = background_mask(square).reshape(-1) == 0
+    if foreground.sum() < 0.02 * foreground.size:
+        foreground[:] = True
+    return foreground
+
+
 def swatches(
     descriptor: np.ndarray, n: int = 3, min_share: float = 0.08
 ) -> list[tuple[str, float]]:
-    """The ``n`` dominant colours of a (unit) colour descriptor, as ``#rrggbb`` and the
-    share of the product's pixels, largest first; colours under ``min_share`` left out."""
+    """The ``n`` dominant colours of a (unit) colour descriptor of either kind (told
+    apart by length), as ``#rrggbb`` and the share of the product's pixels, largest
+    first; colours under ``min_share`` left out."""
     shares = np.square(np.asarray(descriptor, dtype=np.float64))
     shares /= max(float(shares.sum()), 1e-12)
+    colours = _LAB_HEX if len(shares) == LAB_DIM else _BIN_HEX
     top = [int(i) for i in np.argsort(-shares)[:n] if shares[i] >= min_share]
-    return [(_BIN_HEX[i], round(float(shares[i]), 3)) for i in top]
+    return [(colours[i], round(float(shares[i]), 3)) for i in top]
 
 
 def _bin_colours() -> list[str]:
@@ -79,4 +157,27 @@ def _bin_colours() -> list[str]:
     return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
 
 
+def _lab_colours() -> list[str]:
+    """Each ``lab`` bin's centre as RGB."""
+    lab = [
+        (
+            (2 * lightness + 1) * 255 // (2 * L_BINS),
+            _AB_LO + (2 * a + 1) * (_AB_HI - _AB_LO) // (2 * A_BINS),
+            _AB_LO + (2 * b + 1) * (_AB_HI - _AB_LO) // (2 * B_BINS),
+        )
+        for lightness in range(L_BINS)
+        for a in range(A_BINS)
+        for b in range(B_BINS)
+    ]
+    rgb = cv2.cvtColor(np.array([lab], dtype=np.uint8), cv2.COLOR_LAB2RGB)[0]
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
+
+
 _BIN_HEX = _bin_colours()
+_LAB_HEX = _lab_colours()
+
+#: Each colour space's descriptor length and function.
+DESCRIPTORS: dict[ColourSpace, tuple[int, Callable[[np.ndarray], np.ndarray]]] = {
+    "lab": (LAB_DIM, lab_descriptor),
+    "hsv": (DIM, color_descriptor),
+}
