@@ -142,3 +142,36 @@ def test_index_kind_is_for_the_faiss_backend(run: Run, monkeypatch: pytest.Monke
     code, out = run("index", "rebuild", "--kind", "ivf")
     assert code == 2 and "--kind is for the faiss backend, not annoy" in out
     assert "Traceback" not in out
+
+
+def test_duplicates_table_json_and_bounds(
+    run: Run, dataset: Path, dataset_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
+    from PIL import Image, ImageOps
+
+    from tests.conftest import write_catalog
+
+    code, out = run("duplicates", "--json")  # an empty catalog: no groups, no error
+    assert code == 0 and json.loads(out)["groups"] == [], out
+    rows = dataset_rows[:4]
+    catalog = write_catalog(tmp_path / "catalog.csv", dataset, rows)
+    with Image.open(dataset / rows[0]["file"]) as photo:
+        ImageOps.mirror(photo.convert("RGB")).save(tmp_path / "mirrored.jpg", quality=60)
+    with catalog.open("a") as f:
+        f.write(f"copy-1,{tmp_path / 'mirrored.jpg'},A mirrored copy,,,,\n")
+    code, out = run("ingest", str(catalog))
+    assert code == 0, out
+
+    code, out = run("duplicates", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["products"] == 5 and report["threshold"] == 0.88
+    assert [[p["sku"] for p in g["products"]] for g in report["groups"]] == [
+        [rows[0]["id"], "copy-1"]
+    ]
+    assert report["groups"][0]["identical"] is False
+    code, out = run("duplicates")
+    assert code == 0 and "1 duplicate group, 2 of 5 products" in out and "copy-1" in out
+    for bad in ("0.5", "nan", "x"):  # refused by the CLI as by the API
+        code, out = run("duplicates", "--threshold", bad)
+        assert code == 2 and "threshold" in out and "Traceback" not in out, out

@@ -1,5 +1,5 @@
 """The ``lookalike`` command line. Verbs follow the pipeline: ingest, search, similar,
-delete, index, stats, evaluate, reembed."""
+duplicates, delete, index, stats, evaluate, reembed."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from lookalike.engine import Engine
 from lookalike.errors import AspectError, CatalogFileError, FeedbackError, LookalikeError
 from lookalike.ingest.pipeline import RecordEmbedder
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, MIN_THRESHOLD, Duplicates
 from lookalike.search.feedback import Feedback
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 
@@ -340,6 +341,84 @@ def delete(skus: list[str] = typer.Argument(..., help="SKUs to delete.")) -> Non
     if missing:
         err.print(f"[yellow]not found:[/] {', '.join(missing)}")
         raise typer.Exit(1)
+
+
+@app.command()
+def duplicates(
+    threshold: float = typer.Option(
+        DEFAULT_THRESHOLD,
+        min=MIN_THRESHOLD,
+        max=1.0,
+        envvar="LOOKALIKE_DUPLICATE_THRESHOLD",
+        help="Cosine of the global vectors a pair needs before its pictures are compared; "
+        "lower finds more heavily edited copies, for more comparisons.",
+    ),
+    as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
+) -> None:
+    """Groups of products whose photos are the same or nearly (re-encoded, resized,
+    cropped, mirrored, a small colour shift)."""
+    if not MIN_THRESHOLD <= threshold <= 1.0:  # NaN passes typer's range check
+        raise typer.BadParameter(f"must be between {MIN_THRESHOLD} and 1", param_hint="--threshold")
+    with _engine() as engine:
+        found = engine.duplicates(threshold)
+    if as_json:
+        print(json.dumps(_duplicates_json(found)))
+    else:
+        _print_duplicates(found)
+
+
+def _duplicates_json(found: Duplicates) -> dict[str, Any]:
+    return {
+        "threshold": found.threshold,
+        "products": found.products,
+        "candidates": found.candidates,
+        "compared": found.compared,
+        "unreadable": list(found.unreadable),
+        "groups": [
+            {
+                "similarity": g.similarity,
+                "identical": g.identical,
+                "products": [
+                    {
+                        "sku": p.sku,
+                        "title": p.title,
+                        "category": p.category,
+                        "image": p.image_path,
+                    }
+                    for p in g.products
+                ],
+            }
+            for g in found.groups
+        ],
+    }
+
+
+def _print_duplicates(found: Duplicates) -> None:
+    in_groups = sum(len(g.products) for g in found.groups)
+    groups = f"{len(found.groups)} duplicate group{'' if len(found.groups) == 1 else 's'}"
+    table = Table(title=f"{groups}, {in_groups} of {found.products} products")
+    for col in ("group", "similarity", "sku", "title", "category"):
+        table.add_column(col)
+    for n, g in enumerate(found.groups, 1):
+        alike = "identical" if g.identical else f"{g.similarity:.3f}"
+        for i, p in enumerate(g.products):
+            table.add_row(
+                str(n) if i == 0 else "",
+                alike if i == 0 else "",
+                p.sku,
+                p.title or "",
+                p.category or "",
+                end_section=i == len(g.products) - 1,
+            )
+    out.print(table)
+    err.print(
+        f"threshold {found.threshold}: {found.candidates} candidate pairs, "
+        f"{found.compared} pictures compared"
+    )
+    if found.unreadable:
+        shown = escape(", ".join(found.unreadable[:10]))
+        more = f" and {len(found.unreadable) - 10} more" if len(found.unreadable) > 10 else ""
+        err.print(f"[yellow]photos that could not be read (not compared):[/] {shown}{more}")
 
 
 @index_app.command("rebuild")

@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import QUERY_MAX_SIDE, LocalFeatures, query_features
 from lookalike.matching.manager import LocalIndexManager
 from lookalike.search.aspects import AspectWeights, explain
+from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateFinder, Duplicates
+from lookalike.search.duplicates import SIDE as DUPLICATE_SIDE
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback, Refinement
 from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams
 from lookalike.search.searcher import Filters, Searcher, SearchHit
@@ -55,6 +58,11 @@ log = logging.getLogger(__name__)
 # A second look at a photo's centre is worth it when it shows the centre at least this much
 # finer than the whole photo's features did (a 1,280 px photo: 1.67x).
 ZOOM_MIN_GAIN = 1.25
+# Duplicate runs kept (by catalog generation, model and threshold: the API pages through
+# one), and picture verdicts kept between runs (two sha256 and a bool: about 250 bytes
+# each; the dev set's 2,946 products have 1,574 candidate pairs at the default threshold).
+DUPLICATE_RUNS = 4
+DUPLICATE_VERDICTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,9 @@ class Engine:
         self.limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
         self._features_pool = ThreadPoolExecutor(1, thread_name_prefix="features")
         self._backend = create_backend(settings)  # one per engine: Milvus connects once
+        self._duplicates_lock = threading.Lock()  # one run at a time; the next reuses it
+        self._duplicate_runs: OrderedDict[tuple[int, str, float], Duplicates] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
 
     # ---- model and index ---------------------------------------------------------------
 
@@ -620,6 +631,51 @@ class Engine:
             self.check_filters(filters)
         vectors = self.store.vectors([h.product.id for h in hits if h.product.id], session.version)
         return explain(hits, [vector] * len(hits), vectors, session.layout)
+
+    # ---- duplicates --------------------------------------------------------------------
+
+    def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> Duplicates:
+        """Groups of products whose photos are the same or nearly (search/duplicates.py),
+        at ``threshold`` (the cosine a pair needs to be compared). A run is kept until the
+        catalog changes, and the verdict on every pair of images compared is kept longer
+        (they depend on the images only), so after a deletion the next run costs little.
+        Raises ValueError for a threshold out of range."""
+        with self._duplicates_lock:
+            with self._lock:
+                index, version = self.index, self.model_config.version
+            key = (self.store.generation(), version, threshold)
+            if (run := self._duplicate_runs.get(key)) is not None:
+                return run
+            finder = DuplicateFinder(
+                self.store,
+                index,
+                version,
+                self._duplicate_picture,
+                self._verdicts,
+                workers=self.settings.decode_workers,
+            )
+            run = finder.find(threshold)
+            self._duplicate_runs[key] = run
+            while len(self._duplicate_runs) > DUPLICATE_RUNS:
+                self._duplicate_runs.popitem(last=False)
+            while len(self._verdicts) > DUPLICATE_VERDICTS:
+                self._verdicts.popitem(last=False)
+            return run
+
+    def _duplicate_picture(self, product: ProductData) -> np.ndarray | None:
+        """A product's photo, decoded small (a JPEG at 1/8 of its size when that is still
+        twice the comparison size), or None when it cannot be read."""
+        try:
+            data = read_image_bytes(Path(product.image_path), self.limits.max_bytes)
+            image = load_image(
+                data,
+                product.image_path,
+                max_pixels=self.limits.max_pixels,
+                target_size=2 * DUPLICATE_SIDE,
+            )
+        except (ImageError, OSError):  # gone, unreadable, or no image (the others go on)
+            return None
+        return np.asarray(image.pixels)
 
     # ---- maintenance -------------------------------------------------------------------
 

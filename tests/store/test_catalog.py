@@ -126,6 +126,25 @@ def test_iter_vectors_in_chunks(store: CatalogStore) -> None:
     assert chunks[0][1].shape == (10, 8)
 
 
+def test_shared_images_are_the_byte_identical_sets(store: CatalogStore) -> None:
+    assert store.shared_images() == []
+    ids = store.upsert(
+        [
+            (_p("a1", "a" * 64), _v(1)),
+            (_p("b1", "b" * 64), _v(2)),
+            (_p("a2", "a" * 64), _v(3)),
+            (_p("c1", "c" * 64), _v(4)),
+            (_p("a3", "a" * 64), None),
+            (_p("c2", "c" * 64), _v(5)),
+        ],
+        "m1",
+    )
+    shared = sorted(g.tolist() for g in store.shared_images())
+    assert shared == [[ids[0], ids[2], ids[4]], [ids[3], ids[5]]]
+    store.delete(["c2"])
+    assert [g.tolist() for g in store.shared_images()] == [[ids[0], ids[2], ids[4]]]
+
+
 def test_stats(store: CatalogStore) -> None:
     store.upsert([(_p("a", category="Shoes"), _v(1)), (_p("b", category="Shoes"), _v(2))], "m1")
     stats = store.stats()

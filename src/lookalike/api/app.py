@@ -27,7 +27,7 @@ from lookalike.api import problems
 from lookalike.api.batcher import MicroBatcher
 from lookalike.api.imports import ImportRunner
 from lookalike.api.metrics import Metrics
-from lookalike.api.routes import health, images, imports, products, search
+from lookalike.api.routes import duplicates, health, images, imports, products, search
 from lookalike.api.schemas import API_PREFIX
 from lookalike.api.services import SWEEP_MIN_AGE_S, Services, every
 from lookalike.config import Settings, get_settings
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.add_middleware(LimitsAndMetrics, settings=settings)
-    for module in (search, products, images, imports):
+    for module in (search, products, duplicates, images, imports):
         app.include_router(module.router)
     _register_body_models(app, search.BODY_MODELS)
     app.include_router(health.router)

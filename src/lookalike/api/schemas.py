@@ -16,6 +16,7 @@ from pydantic import (
 )
 from starlette.responses import Response
 
+from lookalike.search import duplicates
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback
 from lookalike.search.photo import MAX_PHOTOS
@@ -254,6 +255,36 @@ class ProductPage(BaseModel):
     total: int
     page: int
     page_size: int
+
+
+class DuplicateGroup(BaseModel):
+    """Products whose photos are the same picture or nearly (re-encoded, resized, cropped,
+    mirrored, a small colour shift)."""
+
+    similarity: float = Field(
+        description="Cosine of the global vectors along the group's weakest link "
+        "(1 when every photo is byte-identical)"
+    )
+    identical: bool = Field(description="Every photo in the group is byte-identical")
+    products: list[Product] = Field(description="The group's products, oldest first")
+
+    @classmethod
+    def of(cls, group: duplicates.DuplicateGroup) -> DuplicateGroup:
+        return cls(
+            similarity=group.similarity,
+            identical=group.identical,
+            products=[Product.of(p) for p in group.products],
+        )
+
+
+class DuplicatePage(BaseModel):
+    groups: list[DuplicateGroup] = Field(description="Largest groups first, then most alike")
+    total: int = Field(description="Groups found")
+    page: int
+    page_size: int
+    threshold: float
+    products: int = Field(description="Products in the catalog")
+    unreadable: int = Field(description="Products whose photo could not be read (not compared)")
 
 
 class Category(BaseModel):

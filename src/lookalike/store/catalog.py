@@ -368,6 +368,22 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return set(conn.scalars(select(Product.image_sha256).distinct()))
 
+    def shared_images(self) -> list[np.ndarray]:
+        """The product ids (sorted) of each image that more than one product uses: the
+        byte-identical copies (one GROUP BY on the indexed sha256 column, then their ids)."""
+        with self.engine.connect() as conn:
+            shared = select(Product.image_sha256).group_by(Product.image_sha256)
+            shared = shared.having(func.count() > 1)
+            rows = conn.execute(
+                select(Product.image_sha256, Product.id)
+                .where(Product.image_sha256.in_(shared))
+                .order_by(Product.image_sha256, Product.id)
+            ).all()
+        groups: dict[str, list[int]] = {}
+        for sha, pid in rows:
+            groups.setdefault(sha, []).append(pid)
+        return [np.array(ids, dtype=np.int64) for ids in groups.values()]
+
     def all_products(self) -> list[ProductData]:
         with self._sessions() as s:
             return [_to_data(r) for r in s.scalars(select(Product).order_by(Product.id))]

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Product } from "../lib/api";
 import { AspectControls } from "./AspectControls";
 import { AspectBars, Swatches, WhyButton, matchText } from "./Aspects";
+import { DuplicateGroups } from "./DuplicateGroups";
 import { ImagePicker } from "./ImagePicker";
 import { MarkBar } from "./Marks";
 import { ProductGrid } from "./ProductGrid";
@@ -259,5 +260,41 @@ describe("marks on result cards", () => {
     expect(onChange).toHaveBeenLastCalledWith({ more: ["a"], less: [] });
     await userEvent.click(screen.getByRole("button", { name: "Clear marks (3)" }));
     expect(onChange).toHaveBeenLastCalledWith({ more: [], less: [] });
+  });
+});
+
+describe("DuplicateGroups", () => {
+  const groups = [
+    { similarity: 0.9731, identical: false, products: [product("a1"), product("a1-copy")] },
+    { similarity: 1, identical: true, products: [product("b/2"), product("b3"), product("b4")] },
+  ];
+
+  it("shows each group's products side by side, how alike, with links to them", () => {
+    render(
+      <MemoryRouter>
+        <DuplicateGroups groups={groups} onDelete={() => {}} deleting={null} />
+      </MemoryRouter>,
+    );
+    const shown = screen.getAllByTestId("duplicate-group");
+    expect(shown).toHaveLength(2);
+    expect(shown[0]).toHaveTextContent("97% alike · 2 products");
+    expect(shown[1]).toHaveTextContent("Identical files · 3 products");
+    expect(screen.getAllByTestId("duplicate-card")).toHaveLength(5);
+    expect(screen.getAllByRole("img")[0]).toHaveAttribute("src", "/api/v1/images/a1?size=thumb");
+    expect(screen.getAllByRole("link", { name: "Open" })[2]).toHaveAttribute("href", "/products/b%2F2");
+  });
+
+  it("deletes only after a second click on the same product", async () => {
+    const onDelete = vi.fn();
+    render(
+      <MemoryRouter>
+        <DuplicateGroups groups={groups} onDelete={onDelete} deleting={null} />
+      </MemoryRouter>,
+    );
+    await userEvent.click(screen.getByRole("button", { name: "Delete a1-copy" }));
+    expect(onDelete).not.toHaveBeenCalled();
+    await userEvent.click(screen.getByRole("button", { name: "Really delete a1-copy" }));
+    expect(onDelete).toHaveBeenCalledWith("a1-copy");
+    expect(screen.getByRole("button", { name: "Delete a1-copy" })).toBeInTheDocument();
   });
 });

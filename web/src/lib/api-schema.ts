@@ -95,6 +95,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Groups of products whose photos are the same or nearly the same */
+        get: operations["list_duplicates_api_v1_duplicates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/images/{sku}": {
         parameters: {
             query?: never;
@@ -289,6 +306,57 @@ export interface components {
             w: number;
             /** H */
             h: number;
+        };
+        /**
+         * DuplicateGroup
+         * @description Products whose photos are the same picture or nearly (re-encoded, resized, cropped,
+         *     mirrored, a small colour shift).
+         */
+        DuplicateGroup: {
+            /**
+             * Similarity
+             * @description Cosine of the global vectors along the group's weakest link (1 when every photo is byte-identical)
+             */
+            similarity: number;
+            /**
+             * Identical
+             * @description Every photo in the group is byte-identical
+             */
+            identical: boolean;
+            /**
+             * Products
+             * @description The group's products, oldest first
+             */
+            products: components["schemas"]["Product"][];
+        };
+        /** DuplicatePage */
+        DuplicatePage: {
+            /**
+             * Groups
+             * @description Largest groups first, then most alike
+             */
+            groups: components["schemas"]["DuplicateGroup"][];
+            /**
+             * Total
+             * @description Groups found
+             */
+            total: number;
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+            /** Threshold */
+            threshold: number;
+            /**
+             * Products
+             * @description Products in the catalog
+             */
+            products: number;
+            /**
+             * Unreadable
+             * @description Products whose photo could not be read (not compared)
+             */
+            unreadable: number;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -940,6 +1008,38 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+        };
+    };
+    list_duplicates_api_v1_duplicates_get: {
+        parameters: {
+            query?: {
+                /** @description Cosine of the global vectors a pair needs before its pictures are compared; lower finds more heavily edited copies, for more comparisons */
+                threshold?: number;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DuplicatePage"];
+                };
+            };
+            /** @description Validation error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

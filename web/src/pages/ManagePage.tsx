@@ -1,10 +1,23 @@
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
+import { DuplicateGroups } from "../components/DuplicateGroups";
 import { ProgressBar } from "../components/ProgressBar";
-import { apiKey, createProduct, getImport, startImport, updateProduct } from "../lib/api";
+import {
+  DUPLICATE_THRESHOLD,
+  apiKey,
+  createProduct,
+  deleteProduct,
+  getImport,
+  listDuplicates,
+  startImport,
+  updateProduct,
+} from "../lib/api";
 
-/** Catalog management with the API key: add, edit, import with live progress. */
+const DUPLICATES_PAGE_SIZE = 10;
+
+/** Catalog management with the API key: add, edit, import with live progress, and
+ * find duplicate products. */
 export function ManagePage() {
   const [key, setKey] = useState(apiKey.get());
   return (
@@ -27,6 +40,7 @@ export function ManagePage() {
       <AddProduct />
       <EditProduct />
       <ImportCatalog />
+      <FindDuplicates />
     </section>
   );
 }
@@ -192,5 +206,94 @@ function ImportCatalog() {
         </div>
       )}
     </form>
+  );
+}
+
+/** Products whose photos are the same or nearly, found on request (the server compares
+ * the catalog's photos once, then pages through the groups); open or delete them here. */
+function FindDuplicates() {
+  const client = useQueryClient();
+  const [threshold, setThreshold] = useState<number>(DUPLICATE_THRESHOLD.default);
+  const [asked, setAsked] = useState<number | null>(null);
+  const [page, setPage] = useState(1);
+  const found = useQuery({
+    queryKey: ["duplicates", asked, page],
+    queryFn: () => listDuplicates({ threshold: asked ?? undefined, page, page_size: DUPLICATES_PAGE_SIZE }),
+    enabled: asked !== null,
+    placeholderData: keepPreviousData,
+  });
+  const remove = useMutation({
+    mutationFn: (sku: string) => deleteProduct(sku),
+    onSuccess: () => client.invalidateQueries(),
+  });
+  const data = found.data;
+  const pages = data ? Math.max(1, Math.ceil(data.total / DUPLICATES_PAGE_SIZE)) : 1;
+  // A deletion can empty the last page: show the one before it.
+  useEffect(() => {
+    if (data && page > pages) setPage(pages);
+  }, [data, page, pages]);
+  return (
+    <section className="duplicates" aria-labelledby="duplicates-heading">
+      <h2 id="duplicates-heading">Duplicates</h2>
+      <form
+        className="filters"
+        aria-label="Find duplicates"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setPage(1);
+          if (asked === threshold) void found.refetch();
+          setAsked(threshold);
+        }}
+      >
+        <label>
+          Threshold
+          <input
+            type="number"
+            min={DUPLICATE_THRESHOLD.min}
+            max={DUPLICATE_THRESHOLD.max}
+            step={0.01}
+            value={threshold}
+            onChange={(e) => setThreshold(Number(e.target.value))}
+          />
+        </label>
+        <button type="submit" disabled={found.isFetching}>
+          {found.isFetching ? "Comparing photos…" : "Find duplicates"}
+        </button>
+      </form>
+      <p className="hint">
+        Products whose photos are the same or nearly: re-encoded, resized, cropped, mirrored or slightly recoloured
+        copies. A lower threshold finds more heavily edited copies and takes longer. Deleting needs the API key.
+      </p>
+      {found.isError && <p role="alert" className="error">{found.error.message}</p>}
+      {remove.isError && <p role="alert" className="error">{remove.error.message}</p>}
+      {data && (
+        <>
+          <p className="summary" role="status">
+            {data.total === 0
+              ? `No duplicates among ${data.products} products.`
+              : `${data.total} ${data.total === 1 ? "group" : "groups"} of duplicates among ${data.products} products.`}
+            {data.unreadable > 0 && ` ${data.unreadable} photos could not be read and were not compared.`}
+          </p>
+          <DuplicateGroups
+            groups={data.groups}
+            onDelete={(sku) => remove.mutate(sku)}
+            deleting={remove.isPending ? (remove.variables ?? null) : null}
+          />
+          {pages > 1 && (
+            <nav className="pager" aria-label="Duplicate pages">
+              <button type="button" className="secondary" disabled={page <= 1} onClick={() => setPage(page - 1)}>
+                Previous
+              </button>
+              <span>
+                Page {page} of {pages}
+              </span>
+              <button type="button" className="secondary" disabled={page >= pages} onClick={() => setPage(page + 1)}>
+                Next
+              </button>
+            </nav>
+          )}
+        </>
+      )}
+    </section>
   );
 }
