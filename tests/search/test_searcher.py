@@ -128,3 +128,27 @@ def test_unknown_sku(engine: Engine) -> None:
 
     with pytest.raises(ProductNotFoundError):
         engine.similar("no-such-sku")
+
+
+def test_a_catalog_of_one_with_its_product_marked_less(
+    tmp_path: Path, model_cache: Path, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
+    """Weights and marks on the smallest catalogs: an empty answer, no warning, no error."""
+    import warnings
+
+    from lookalike.search.aspects import AspectWeights
+    from lookalike.search.feedback import Feedback
+
+    row = dataset_rows[0]
+    catalog = write_catalog(tmp_path / "one.csv", dataset, [row])
+    e = Engine(Settings(home=tmp_path / "home", model_cache=model_cache, _env_file=None))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the index's padding scores, scaled, overflowed
+            empty = e.search_files([dataset / row["file"]], 3, weights=AspectWeights(colour=1))
+            assert empty[0].hits == [] and empty[0].error is None
+            e.ingest(read_catalog(catalog).records)
+            marked = Feedback(negative=(row["id"],))
+            assert e.similar(row["id"], 3, weights=AspectWeights(0, 1, 0), feedback=marked) == []
+    finally:
+        e.close()

@@ -18,8 +18,9 @@ from lookalike.search.aspects import AspectWeights, weighted_query
 # Marks one refinement takes, "more" and "less" together (a shopper's page of results).
 MAX_FEEDBACK = 10
 
-# Query, "more" and "less" weights: chosen on half A of the fashion dev set's simulated
-# shopper (docs/evaluation.md "More like this"), checked on half B.
+# Query, "more" and "less" weights: the usual ones (Salton & Buckley), not tuned here. One
+# round of a simulated shopper on the fashion dev set: same-category P@10 0.679 -> 0.813,
+# +0.14 on each half (docs/evaluation.md "More like this").
 ALPHA, BETA, GAMMA = 1.0, 0.75, 0.25
 
 

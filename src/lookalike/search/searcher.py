@@ -88,7 +88,7 @@ class Searcher:
         q = np.ascontiguousarray(query.reshape(1, -1) / norm, dtype=np.float32)
         while True:
             scores, ids = self.index.search(q, fetch, allowed)
-            hits = self._collect(scores[0] * norm, ids[0], k, exclude_ids, exclude_sha256)
+            hits = self._collect(scores[0], ids[0], k, exclude_ids, exclude_sha256, norm)
             if len(hits) >= k or fetch >= available:
                 return hits
             fetch = min(available, fetch * 4)
@@ -106,8 +106,10 @@ class Searcher:
         k: int,
         exclude_ids: frozenset[int],
         exclude_sha256: frozenset[str],
+        scale: float = 1.0,
     ) -> list[SearchHit]:
-        valid = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0]
+        # Only real neighbours are scaled: a padding slot's score is the float minimum.
+        valid = [(int(i), float(s) * scale) for i, s in zip(ids, scores, strict=True) if i >= 0]
         products = self.store.by_ids([i for i, _ in valid if i not in exclude_ids])
         seen = set(exclude_sha256)
         hits: list[SearchHit] = []
