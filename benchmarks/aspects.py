@@ -193,7 +193,10 @@ def _plot(
         sx, sy = xy(defaults[name])
         draw.regular_polygon((sx, sy, 9), 5, fill=colour, outline="black")
         draw.text(
-            (pad + 10, pad + 10 + 16 * row), f"{name} (star: default blend)", fill=colour, font=font
+            (pad + 10, height - pad - 40 + 16 * row),  # bottom left: the curves run along the top
+            f"{name} (star: default blend)",
+            fill=colour,
+            font=font,
         )
     draw.text(
         (pad, 20),

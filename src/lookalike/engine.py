@@ -626,6 +626,7 @@ class Engine:
             filters,
             exclude_ids=frozenset({product.id}) | refinement.exclude_ids,
             exclude_sha256=frozenset({product.image_sha256}),
+            exhaustive=refinement.exhaustive,
         )
         if not hits:
             self.check_filters(filters)

@@ -161,7 +161,11 @@ class AnnoyProductIndex:
     # ---- queries -----------------------------------------------------------------------
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids): the forest's and the delta's, merged. With
         ``allowed``, the forest is asked for more and more neighbours until ``k`` allowed
@@ -182,7 +186,7 @@ class AnnoyProductIndex:
                 in_forest = sum(i in self._pos and i not in self._tombstones for i in permitted)
             want = min(k, in_forest)
             for row, vector in enumerate(q):
-                base_ids, base_scores = self._search_forest(vector, k, permitted, want)
+                base_ids, base_scores = self._search_forest(vector, k, permitted, want, exhaustive)
                 ids = np.concatenate([base_ids, delta_ids])
                 sc = np.concatenate([base_scores, delta_vectors @ vector])
                 top = np.argsort(-sc, kind="stable")[:k]
@@ -191,7 +195,12 @@ class AnnoyProductIndex:
         return scores, found
 
     def _search_forest(
-        self, vector: np.ndarray, k: int, permitted: set[int] | None, want: int
+        self,
+        vector: np.ndarray,
+        k: int,
+        permitted: set[int] | None,
+        want: int,
+        exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The forest's top ``k`` live (and permitted) products; asks for 4x more
         neighbours until ``want`` of them are found or every node was searched."""
@@ -207,7 +216,13 @@ class AnnoyProductIndex:
         while True:
             n = min(n, size)
             # Searched through: every node (Annoy's own default for n == size).
-            search_k = -1 if n == size else max(forest.search_k, n * self._manifest.trees)
+            search_k = (
+                -1
+                if n == size
+                else size * self._manifest.trees
+                if exhaustive  # every node of every tree
+                else max(forest.search_k, n * self._manifest.trees)
+            )
             pos, dist = forest.trees.get_nns_by_vector(vector, n, search_k, True)
             ids = forest.ids[np.asarray(pos, dtype=np.int64)]
             keep = np.fromiter(

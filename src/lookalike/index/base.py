@@ -64,12 +64,19 @@ class ProductIndex(Protocol):
     def __contains__(self, product_id: int) -> bool: ...
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query, best first; ``-1`` ids pad short rows (FAISS
         returns at most ``len(self)`` columns).
         With ``allowed``, only those ids are candidates, and ``min(k, len(allowed))``
-        results come back for every query (filters never under-fill ``k``)."""
+        results come back for every query (filters never under-fill ``k``).
+        ``exhaustive``: a query from another geometry than the one the index's structure
+        was built for (reweighted aspects): every product is scored (FAISS, Annoy) or the
+        search is widened (Milvus)."""
         ...
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -175,7 +175,11 @@ class VectorIndex:
         return product_id in self._ids
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query; ``-1`` ids pad rows with fewer results.
 
@@ -184,10 +188,10 @@ class VectorIndex:
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if allowed is None:
-            return self._search_raw(q, k)
+            return self._search_raw(q, k, exhaustive=exhaustive)
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = self._search_raw(q, k, selector)
-        if self.manifest.kind == "ivf":
+        scores, ids = self._search_raw(q, k, selector, exhaustive)
+        if self.manifest.kind == "ivf" and not exhaustive:
             want = min(k, len(allowed))
             if int((ids >= 0).sum(axis=1).min()) < want:
                 scores, ids = self._search_raw(q, k, selector, exhaustive=True)

@@ -64,6 +64,12 @@ class Refinement:
     negative: np.ndarray = field(default_factory=_none)
     exclude_ids: frozenset[int] = frozenset()
 
+    @property
+    def exhaustive(self) -> bool:
+        """Whether the query leaves the geometry the index was built for (reweighted
+        aspects), so that an approximate index must score every product."""
+        return self.weights.given
+
     def query(self, vector: np.ndarray, layout: AspectLayout) -> np.ndarray:
         """``vector`` refined by the marks, then weighed (search/aspects.py)."""
         if len(self.positive) or len(self.negative):

@@ -149,7 +149,9 @@ class PhotoSearcher:
         ]
         local = bool(described) and self.local_index is not None
         depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
-        hits = self.searcher.search(query, depth, filters, excluded, allowed=allowed)
+        hits = self.searcher.search(
+            query, depth, filters, excluded, allowed=allowed, exhaustive=refinement.exhaustive
+        )
         if k <= 0 or not local:
             return self._explained(hits[:k], vector)
         found = _merged([self._match_photo(photo, hits, allowed) for photo in described])
@@ -174,7 +176,12 @@ class PhotoSearcher:
         if anchor is not None:
             anchored = refinement.query(anchor, self.layout)
             hits = self.searcher.search(
-                anchored, k + len(verified), filters, excluded, allowed=allowed
+                anchored,
+                k + len(verified),
+                filters,
+                excluded,
+                allowed=allowed,
+                exhaustive=refinement.exhaustive,
             )
         elif not refinement.weights.given:
             # The votes are evidence of *this* product (its printed detail), which the

@@ -63,6 +63,7 @@ class Searcher:
         exclude_ids: frozenset[int] = frozenset(),
         exclude_sha256: frozenset[str] = frozenset(),
         allowed: np.ndarray | None = None,
+        exhaustive: bool = False,
     ) -> list[SearchHit]:
         """Top ``k`` distinct-looking products for one query vector.
 
@@ -72,7 +73,9 @@ class Searcher:
         (the :meth:`allowed_ids` of ``filters``, when the caller has them already) saves
         reading them from the database again. ``query`` may have any length (a query whose
         aspects were reweighted): the index sees it at unit length and the scores are
-        scaled back, so they are its inner products with the products' vectors.
+        scaled back, so they are its inner products with the products' vectors. Such a
+        query should be ``exhaustive``: an approximate index's lists were made for the
+        default blend (colour alone: recall@10 0.25 with IVF at 100k products).
         """
         if k <= 0:
             return []
@@ -87,7 +90,7 @@ class Searcher:
         norm = float(np.linalg.norm(query)) or 1.0
         q = np.ascontiguousarray(query.reshape(1, -1) / norm, dtype=np.float32)
         while True:
-            scores, ids = self.index.search(q, fetch, allowed)
+            scores, ids = self.index.search(q, fetch, allowed, exhaustive)
             hits = self._collect(scores[0], ids[0], k, exclude_ids, exclude_sha256, norm)
             if len(hits) >= k or fetch >= available:
                 return hits
