@@ -133,6 +133,8 @@ def test_k_has_the_api_limits(run: Run, tmp_path: Path) -> None:
 def test_aspect_weights_have_the_api_limits(run: Run, tmp_path: Path) -> None:
     code, out = run("search", str(tmp_path / "any.jpg"), "--colour", "1.5")
     assert code == 2 and "less than or equal to 1" in out
+    code, out = run("search", str(tmp_path / "any.jpg"), "--colour", "nan")
+    assert code == 2 and "less than or equal to 1" in out  # NaN is refused as out of range
     code, out = run("similar", "any", "--shape", "0", "--colour", "0", "--texture", "0")
     assert code == 2 and "at least one aspect weight must be above 0" in out
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lookalike.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,3 +30,9 @@ def test_a_developers_setting_does_not_reach_the_tests() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_colour_and_texture_shares_fit_in_one() -> None:
+    with pytest.raises(ValueError, match="together at most 1"):
+        Settings(color_weight=0.7, texture_weight=0.6, _env_file=None)
+    assert Settings(color_weight=0.5, texture_weight=0.5, _env_file=None).texture_weight == 0.5

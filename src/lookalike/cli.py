@@ -213,6 +213,7 @@ _LESS = typer.Option(
 
 
 def _weights(shape: float | None, colour: float | None, texture: float | None) -> AspectWeights:
+    """The options as weights; all zero is a usage error before anything opens."""
     if (shape, colour, texture) == (0, 0, 0):
         err.print("[red]error:[/] at least one aspect weight must be above 0")
         raise typer.Exit(2)

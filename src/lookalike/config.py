@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lookalike.models.specs import DEFAULT_MODEL
@@ -144,6 +144,15 @@ class Settings(BaseSettings):
         False, description="Let image_url reach loopback/private addresses (tests, intranets)"
     )
     url_timeout_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> Settings:
+        if self.color_weight + self.texture_weight > 1:
+            raise ValueError(
+                f"color_weight ({self.color_weight:g}) and texture_weight "
+                f"({self.texture_weight:g}) share one similarity: together at most 1"
+            )
+        return self
 
     @property
     def api_key_list(self) -> list[str]:

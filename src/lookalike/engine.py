@@ -45,7 +45,7 @@ from lookalike.ingest.readers import CatalogRecord
 from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import QUERY_MAX_SIDE, LocalFeatures, query_features
 from lookalike.matching.manager import LocalIndexManager
-from lookalike.search.aspects import AspectWeights, explain
+from lookalike.search.aspects import AspectWeights, explain, reweighs
 from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateFinder, Duplicates
 from lookalike.search.duplicates import SIDE as DUPLICATE_SIDE
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback, Refinement
@@ -498,9 +498,11 @@ class Engine:
         if middle < ZOOM_MIN_GAIN * whole:
             return None
 
+        # Decoded just large enough that its centre has QUERY_MAX_SIDE px to give. The
+        # closure keeps the file, not the decoded picture (the API keeps it for query_id).
+        target = math.ceil(min(image.width, image.height) * middle)
+
         def describe() -> LocalFeatures | None:
-            # Decoded just large enough that its centre has QUERY_MAX_SIDE px to give.
-            target = math.ceil(min(image.width, image.height) * middle)
             full = load_image(data, source, max_pixels=self.limits.max_pixels, target_size=target)
             return query_features(centre(full.pixels))
 
@@ -548,9 +550,9 @@ class Engine:
         MAX_FEEDBACK marks or a SKU the catalog does not have."""
         session = session or self.session()
         weights = weights or AspectWeights()
-        weights.resolve(session.layout)  # refused before any search work
+        reweighed = reweighs(weights, session.layout)  # refused before any search work
         if not feedback:
-            return Refinement(weights)
+            return Refinement(weights, reweighed=reweighed)
         marked = feedback.positive + feedback.negative
         if len(marked) > MAX_FEEDBACK:
             raise FeedbackError(f"at most {MAX_FEEDBACK} products may be marked, not {len(marked)}")
@@ -570,6 +572,7 @@ class Engine:
             stack(feedback.positive),
             stack(feedback.negative),
             frozenset(ids[s] for s in feedback.negative if s in ids),
+            reweighed,
         )
 
     def check_filters(self, filters: Filters | None) -> None:
@@ -626,7 +629,7 @@ class Engine:
             filters,
             exclude_ids=frozenset({product.id}) | refinement.exclude_ids,
             exclude_sha256=frozenset({product.image_sha256}),
-            exhaustive=refinement.exhaustive,
+            exhaustive=refinement.reweighed,
         )
         if not hits:
             self.check_filters(filters)

@@ -17,6 +17,7 @@ from tests.conftest import write_catalog
 pytestmark = pytest.mark.dataset
 
 COLOUR_ONLY = {"shape": 0, "colour": 1, "texture": 0}
+KEY = "refine-test-key-0123456789"
 
 
 def _upload(client: TestClient, dataset: Path, row: dict[str, str], **fields: Any) -> Any:
@@ -155,6 +156,22 @@ def test_an_aspect_the_catalog_lacks_is_a_400(
         assert "texture" not in {k for k, v in fine.json()["query"]["aspects"].items() if v}
 
 
+def test_less_like_this_hides_even_the_photographed_product(
+    client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
+) -> None:
+    row = api_rows[8]
+    shown = _upload(client, dataset, row, k=5).json()["results"]
+    assert shown[0]["product"]["sku"] == row["id"] and shown[0]["match"] == "exact"
+    photo = (dataset / row["file"]).read_bytes()
+    hidden = client.post(
+        "/api/v1/search",
+        files={"image": ("q.jpg", photo, "image/jpeg")},
+        data={"k": "5", "negative": [row["id"]]},
+    )
+    assert hidden.status_code == 200
+    assert row["id"] not in {r["product"]["sku"] for r in hidden.json()["results"]}
+
+
 def test_more_and_less_like_this(
     client: TestClient, dataset: Path, api_rows: list[dict[str, str]]
 ) -> None:
@@ -223,3 +240,34 @@ def test_several_photos_are_one_query(
     assert mixed.status_code == 422
     gone = client.post("/api/v1/search", json={"query_ids": [ids[0], "forgotten"]})
     assert gone.status_code == 404 and gone.json()["query_id"] == "forgotten"
+
+
+def test_query_id_searches_today_s_catalog(
+    tmp_path: Path, model_cache: Path, dataset: Path, dataset_rows: list[dict[str, str]]
+) -> None:
+    """A remembered photo is searched in the index as it is now, not as it was when the
+    photo was uploaded: a product added since is found."""
+    catalog = write_catalog(tmp_path / "catalog.csv", dataset, dataset_rows[:6])
+    settings = Settings(home=tmp_path, model_cache=model_cache, api_keys=KEY, _env_file=None)
+    engine = Engine(settings)
+    engine.ingest(read_catalog(catalog).records)
+    engine.close()
+    new = dataset_rows[10]
+    photo = (dataset / new["file"]).read_bytes()
+    with TestClient(create_app(settings)) as client:
+        first = _upload(client, dataset, new, k=3).json()
+        assert new["id"] not in {r["product"]["sku"] for r in first["results"]}
+        # A new index object (as a rebuild, or another process's writes, make); the write
+        # below goes into it, not into the one the photo was first searched in.
+        client.app.state.services.engine.rebuild_index()  # type: ignore[attr-defined]
+        added = client.post(
+            "/api/v1/products",
+            data={"sku": new["id"]},
+            files={"image": ("new.jpg", photo, "image/jpeg")},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        assert added.status_code == 201, added.text
+        again = client.post("/api/v1/search", json={"query_id": first["query"]["id"], "k": 3})
+        assert again.status_code == 200, again.text
+        top = again.json()["results"][0]
+        assert top["product"]["sku"] == new["id"] and top["match"] == "exact"

@@ -12,6 +12,7 @@ from lookalike.search.aspects import (
     AspectWeights,
     explain,
     palette,
+    reweighs,
     similarities,
     weighted_query,
 )
@@ -123,3 +124,11 @@ def test_explain_fills_each_hit_against_its_reference() -> None:
     out = explain(hits, [a, b], {7: b}, LAYOUT)
     assert out[0].aspects == similarities(a, b, LAYOUT)
     assert out[1].aspects is None  # no vector: left as it was
+
+
+def test_only_another_blend_counts_as_reweighing() -> None:
+    no_texture = EmbedderConfig().layout
+    assert not reweighs(AspectWeights(), no_texture)
+    assert not reweighs(AspectWeights(texture=0), no_texture)  # nothing it lacks is asked
+    assert not reweighs(AspectWeights(shape=0.91, colour=0.09), no_texture)
+    assert reweighs(AspectWeights(colour=1), no_texture)

@@ -17,22 +17,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike.engine import SearchSession
-from lookalike.images.loader import LoadedImage
 from lookalike.matching.features import LocalFeatures
 
 
 @dataclass(frozen=True)
 class CachedQuery:
-    """Everything a search needs from a photo once it has been embedded."""
+    """Everything a search needs from a photo once it has been embedded: its vector (of
+    model ``version``; searched with whatever index that version has now), local
+    features, the photo's size and crop, and how to look closer at its centre."""
 
     vector: np.ndarray
     features: LocalFeatures | None
-    session: SearchSession
-    image: LoadedImage
+    version: str
+    width: int
+    height: int
     crop: object | None  # the api.schemas.Crop the photo was cut to, if any
     zoom: Callable[[], LocalFeatures | None] | None
-    size: int  # bytes it holds on to (the photo's file, for the zoom)
+    size: int  # bytes it holds on to: the file (for the zoom), features and their pixels
 
 
 class QueryCache:

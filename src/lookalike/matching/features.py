@@ -56,6 +56,12 @@ class LocalFeatures:
     def __len__(self) -> int:
         return len(self.descriptors)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory its arrays hold (keypoints, descriptors and pixels)."""
+        pixels = 0 if self.pixels is None else self.pixels.nbytes
+        return int(self.xy.nbytes + self.descriptors.nbytes + pixels)
+
     def rootsift(self) -> np.ndarray:
         """RootSIFT (Arandjelović & Zisserman 2012): L1-normalise, square-root. Unit length,
         so Euclidean distance on it is the Hellinger kernel, which matches better than

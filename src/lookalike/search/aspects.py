@@ -55,6 +55,15 @@ class AspectWeights:
         return {a: w / total for a, w in weights.items()}
 
 
+def reweighs(weights: AspectWeights, layout: AspectLayout) -> bool:
+    """Whether ``weights`` ask for another blend than the one ``layout``'s vectors were
+    stored with (``{"texture": 0}`` on a catalog without texture does not)."""
+    if not weights.given:
+        return False
+    resolved, shares = weights.resolve(layout), layout.shares
+    return any(abs(resolved[a] - shares[a]) > 1e-6 for a in shares)
+
+
 def weighted_query(vector: np.ndarray, layout: AspectLayout, weights: AspectWeights) -> np.ndarray:
     """``vector`` (a query or a product's stored vector) rescaled so that its inner
     product with a stored vector is the ``weights``' sum of the aspects' cosines. Not unit

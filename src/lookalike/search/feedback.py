@@ -63,12 +63,10 @@ class Refinement:
     positive: np.ndarray = field(default_factory=_none)
     negative: np.ndarray = field(default_factory=_none)
     exclude_ids: frozenset[int] = frozenset()
-
-    @property
-    def exhaustive(self) -> bool:
-        """Whether the query leaves the geometry the index was built for (reweighted
-        aspects), so that an approximate index must score every product."""
-        return self.weights.given
+    # The weights ask for another blend than the stored one (search/aspects.reweighs): the
+    # query leaves the geometry an approximate index was built for, so every product is
+    # scored, and the photo's local votes (evidence for the default blend) do not count.
+    reweighed: bool = False
 
     def query(self, vector: np.ndarray, layout: AspectLayout) -> np.ndarray:
         """``vector`` refined by the marks, then weighed (search/aspects.py)."""

@@ -150,13 +150,15 @@ class PhotoSearcher:
         local = bool(described) and self.local_index is not None
         depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
         hits = self.searcher.search(
-            query, depth, filters, excluded, allowed=allowed, exhaustive=refinement.exhaustive
+            query, depth, filters, excluded, allowed=allowed, exhaustive=refinement.reweighed
         )
         if k <= 0 or not local:
             return self._explained(hits[:k], vector)
         found = _merged([self._match_photo(photo, hits, allowed) for photo in described])
         votes, checks, ranked, exact, products = found
-        verified = exact + [pid for pid in ranked if pid not in exact]
+        # "Less like this" is never shown again, not even when the photo matches it.
+        exact = [pid for pid in exact if pid not in excluded]
+        verified = exact + [pid for pid in ranked if pid not in exact and pid not in excluded]
         # Each verified product's vector, read once: its score, and the anchor of the
         # similar products when it is the first exact match.
         vectors = self.store.vectors(verified, self.model_version)
@@ -181,9 +183,9 @@ class PhotoSearcher:
                 filters,
                 excluded,
                 allowed=allowed,
-                exhaustive=refinement.exhaustive,
+                exhaustive=refinement.reweighed,
             )
-        elif not refinement.weights.given:
+        elif not refinement.reweighed:
             # The votes are evidence of *this* product (its printed detail), which the
             # default blend ranks for. A shopper who weighed the aspects asked for
             # something else ("same colour"): their weighted score alone ranks.

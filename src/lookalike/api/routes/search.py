@@ -30,6 +30,7 @@ from lookalike.api.schemas import (
 )
 from lookalike.api.security import require_reader
 from lookalike.api.services import Services, services
+from lookalike.engine import SearchSession
 from lookalike.images.loader import LoadedImage
 from lookalike.images.query import combine
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, palette
@@ -92,12 +93,11 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     if lo is not None and hi is not None and lo > hi:
         raise Problem(400, "min_price is larger than max_price")
     if data is None:
-        ids, queries = _remembered(svc, params)
+        ids, queries, session = await svc.run(_remembered, svc, params)
     else:
-        queries = [await _embedded(svc, data, source, params.crop)]
-        ids = [svc.queries.put(queries[0])]
+        query, session = await _embedded(svc, data, source, params.crop)
+        queries, ids = [query], [svc.queries.put(query)]
     first = queries[0]
-    session = first.session
     weights = params.weights.resolve(session.layout)  # a weight it cannot use: 400 now
     filters = Filters(params.category, params.min_price, params.max_price)
     vector = combine(np.stack([q.vector for q in queries]))
@@ -111,7 +111,6 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
         params.weights,
         params.feedback,
     )
-    image = first.image
     svc.metrics.searches.labels("image").inc()
     answer = SearchResponse(
         results=[SearchResult.of(h) for h in hits],
@@ -119,8 +118,8 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
         query=QueryInfo(
             id=ids[0],
             photos=len(queries),
-            width=image.width,
-            height=image.height,
+            width=first.width,
+            height=first.height,
             crop=first.crop,
             k=params.k,
             aspects=AspectScores(**{a: round(w, 4) for a, w in weights.items()}),
@@ -130,37 +129,49 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     return json_response(answer)
 
 
-async def _embedded(svc: Services, data: bytes, source: str, crop: Crop | None) -> CachedQuery:
-    """Embed a photo (cut to ``crop``) and describe it, ready to be searched and kept."""
+async def _embedded(
+    svc: Services, data: bytes, source: str, crop: Crop | None
+) -> tuple[CachedQuery, SearchSession]:
+    """Embed a photo (cut to ``crop``) and describe it, ready to be searched and kept;
+    with the session it was embedded in."""
     query = await svc.embed(
         data, source, (lambda img: _crop(img, crop)) if crop is not None else None
     )
     # A region the user drew is the product: no second look at the photo's centre.
     zoom = svc.engine.zoom(data, source, query.image) if crop is None else None
-    return CachedQuery(
+    features = query.features
+    held = (len(data) if zoom is not None else 0) + (features.nbytes if features else 0)
+    image = query.image
+    cached = CachedQuery(
         query.vector,
-        query.features,
-        query.session,
-        query.image,
+        features,
+        query.session.version,
+        image.width,
+        image.height,
         crop,
         zoom,
-        len(data) if zoom is not None else 0,
+        held,
     )
+    return cached, query.session
 
 
-def _remembered(svc: Services, params: SearchRequest) -> tuple[list[str], list[CachedQuery]]:
+def _remembered(
+    svc: Services, params: SearchRequest
+) -> tuple[list[str], list[CachedQuery], SearchSession]:
     """The photos of earlier searches (``query_id`` or ``query_ids``), if this server
-    still has them for the model version it searches with."""
+    still has them for the model version it searches with; and the session (today's
+    index) to search them in. Blocks on the engine: run it off the event loop."""
     if params.crop is not None:
         raise Problem(422, "a crop needs the photo: send it again instead of query_id")
     if params.query_id is not None and params.query_ids:
         raise Problem(422, "give query_id or query_ids, not both")
     ids = params.query_ids or [params.query_id or ""]
-    version = svc.engine.session().version
+    svc.engine.refresh_if_stale(svc.settings.change_check_ms / 1000)
+    session = svc.engine.session()
     found = []
     for query_id in ids:
         query = svc.queries.get(query_id)
-        if query is None or query.session.version != version:
+        if query is None or query.version != session.version:
             raise Problem(
                 404,
                 f"query {query_id!r} is unknown or expired: send the photo again",
@@ -168,7 +179,7 @@ def _remembered(svc: Services, params: SearchRequest) -> tuple[list[str], list[C
                 query_id=query_id,
             )
         found.append(query)
-    return ids, found
+    return ids, found, session
 
 
 async def _read_query(request: Request, svc: Services) -> tuple[SearchRequest, bytes | None, str]:
