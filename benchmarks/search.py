@@ -205,10 +205,11 @@ def main() -> None:
                 f"{'':52s} recall@10 vs exact (index check): {engine.check_index()['recall_at_10']}"
             )
             weighted_recall(engine, real[rng.choice(len(real), 200, replace=False)])
-            report(
-                f"{size:,} products, {m.kind}, colour only, photo -> top-10",
-                time_queries(engine, query_files, weights=WEIGHT_SETTINGS["colour only"]),
-            )
+            for name in ("shape only", "colour only"):
+                report(
+                    f"{size:,} products, {m.kind}, {name}, photo -> top-10",
+                    time_queries(engine, query_files, weights=WEIGHT_SETTINGS[name]),
+                )
             report(
                 f"{size:,} products, {m.kind}, colour only + one feedback round",
                 time_queries(

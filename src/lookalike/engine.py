@@ -623,13 +623,14 @@ class Engine:
         if vector is None:
             raise ProductNotFoundError(sku)
         refinement = self.refinement(weights, feedback, session)
+        query = refinement.query(vector, session.layout)
         hits = Searcher(self.store, session.index).search(
-            refinement.query(vector, session.layout),
+            query,
             k,
             filters,
             exclude_ids=frozenset({product.id}) | refinement.exclude_ids,
             exclude_sha256=frozenset({product.image_sha256}),
-            exhaustive=refinement.reweighed,
+            exhaustive=refinement.exhaustive(vector, query),
         )
         if not hits:
             self.check_filters(filters)

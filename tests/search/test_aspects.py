@@ -11,6 +11,7 @@ from lookalike.errors import AspectError
 from lookalike.search.aspects import (
     AspectWeights,
     explain,
+    needs_exhaustive,
     palette,
     reweighs,
     similarities,
@@ -132,3 +133,15 @@ def test_only_another_blend_counts_as_reweighing() -> None:
     assert not reweighs(AspectWeights(texture=0), no_texture)  # nothing it lacks is asked
     assert not reweighs(AspectWeights(shape=0.91, colour=0.09), no_texture)
     assert reweighs(AspectWeights(colour=1), no_texture)
+
+
+def test_only_queries_far_from_the_stored_geometry_search_exhaustively() -> None:
+    layout = EmbedderConfig().layout  # shape 0.91, colour 0.09
+    rng = np.random.default_rng(7)
+    v = np.concatenate([np.sqrt(0.91) * _unit(rng, 1280), np.sqrt(0.09) * _unit(rng, 256)])
+    v = v.astype(np.float32)
+    shape_only = weighted_query(v, layout, AspectWeights(1, 0))
+    colour_only = weighted_query(v, layout, AspectWeights(0, 1))
+    half = weighted_query(v, layout, AspectWeights(0.5, 0.5))
+    assert not needs_exhaustive(v, shape_only)  # alignment 0.95: IVF recall 0.995
+    assert needs_exhaustive(v, colour_only) and needs_exhaustive(v, half)  # 0.30, 0.57

@@ -55,6 +55,20 @@ class AspectWeights:
         return {a: w / total for a, w in weights.items()}
 
 
+# A reweighted query at least this aligned with the vector it was made from stays in the
+# geometry an approximate index was built for. IVF at 100k products (docs/benchmarks.md):
+# "shape only" (alignment 0.95 with the default shares) found 0.995 of the exact top 10,
+# "shape 0.5 + colour 0.5" (0.57) 0.910, "colour only" (0.30) 0.254.
+MIN_ALIGNMENT = 0.9
+
+
+def needs_exhaustive(original: np.ndarray, weighted: np.ndarray) -> bool:
+    """Whether a query reweighted from ``original`` to ``weighted`` must be searched
+    exhaustively (see MIN_ALIGNMENT)."""
+    denominator = float(np.linalg.norm(original) * np.linalg.norm(weighted))
+    return denominator > 0 and float(original @ weighted) / denominator < MIN_ALIGNMENT
+
+
 def reweighs(weights: AspectWeights, layout: AspectLayout) -> bool:
     """Whether ``weights`` ask for another blend than the one ``layout``'s vectors were
     stored with (``{"texture": 0}`` on a catalog without texture does not)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lookalike.embeddings.aspects import AspectLayout
-from lookalike.search.aspects import AspectWeights, weighted_query
+from lookalike.search.aspects import AspectWeights, needs_exhaustive, weighted_query
 
 # Marks one refinement takes, "more" and "less" together (a shopper's page of results).
 MAX_FEEDBACK = 10
@@ -64,9 +64,14 @@ class Refinement:
     negative: np.ndarray = field(default_factory=_none)
     exclude_ids: frozenset[int] = frozenset()
     # The weights ask for another blend than the stored one (search/aspects.reweighs): the
-    # query leaves the geometry an approximate index was built for, so every product is
-    # scored, and the photo's local votes (evidence for the default blend) do not count.
+    # photo's local votes (evidence for the default blend) do not count, and a query far
+    # from the vector it came from is searched exhaustively (:meth:`exhaustive`).
     reweighed: bool = False
+
+    def exhaustive(self, vector: np.ndarray, query: np.ndarray) -> bool:
+        """Whether ``query`` (this refinement of ``vector``) left the geometry an
+        approximate index was built for, so that every product must be scored."""
+        return self.reweighed and needs_exhaustive(vector, query)
 
     def query(self, vector: np.ndarray, layout: AspectLayout) -> np.ndarray:
         """``vector`` refined by the marks, then weighed (search/aspects.py)."""

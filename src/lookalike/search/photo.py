@@ -150,7 +150,12 @@ class PhotoSearcher:
         local = bool(described) and self.local_index is not None
         depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
         hits = self.searcher.search(
-            query, depth, filters, excluded, allowed=allowed, exhaustive=refinement.reweighed
+            query,
+            depth,
+            filters,
+            excluded,
+            allowed=allowed,
+            exhaustive=refinement.exhaustive(vector, query),
         )
         if k <= 0 or not local:
             return self._explained(hits[:k], vector)
@@ -183,7 +188,7 @@ class PhotoSearcher:
                 filters,
                 excluded,
                 allowed=allowed,
-                exhaustive=refinement.reweighed,
+                exhaustive=refinement.exhaustive(anchor, anchored),
             )
         elif not refinement.reweighed:
             # The votes are evidence of *this* product (its printed detail), which the
