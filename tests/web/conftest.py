@@ -14,6 +14,7 @@ import pytest
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
+from tests.conftest import write_catalog
 from tests.server import running_server
 
 if TYPE_CHECKING:
@@ -70,6 +71,21 @@ def catalog_server(
         "LOOKALIKE_WEB_DIR": str(WEB),
     }
     with running_server({**base_env, **(env or {})}) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache: Path,
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+) -> Iterator[str]:
+    """A module's server, unless the module has its own: 60 dev photos (the even rows,
+    so the odd ones are photos of products it does not have)."""
+    home = tmp_path_factory.mktemp("web-home")
+    catalog = write_catalog(home / "catalog.csv", dataset, dataset_rows[::2][:60])
+    with catalog_server(home, model_cache, catalog) as base:
         yield base
 
 

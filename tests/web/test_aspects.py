@@ -5,33 +5,16 @@ same photo again by its query_id (no second upload), kept in the URL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.conftest import write_catalog
-from tests.web.conftest import catalog_server
-
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request
 
 pytestmark = pytest.mark.dataset
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory,
-    model_cache: Path,
-    dataset: Path,
-    dataset_rows: list[dict[str, str]],
-) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("aspects-home")
-    catalog = write_catalog(home / "catalog.csv", dataset, dataset_rows[::2][:60])
-    with catalog_server(home, model_cache, catalog) as base:
-        yield base
 
 
 def _colour(page: Page, card: int = 0) -> float:

@@ -6,33 +6,16 @@ uploaded once and then searched together with the first (query_ids)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
-from tests.conftest import write_catalog
-from tests.web.conftest import catalog_server
-
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Request
 
 pytestmark = pytest.mark.dataset
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory,
-    model_cache: Path,
-    dataset: Path,
-    dataset_rows: list[dict[str, str]],
-) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("feedback-home")
-    catalog = write_catalog(home / "catalog.csv", dataset, dataset_rows[::2][:60])
-    with catalog_server(home, model_cache, catalog) as base:
-        yield base
 
 
 def _href(sku: str) -> str:
