@@ -145,3 +145,23 @@ def test_only_queries_far_from_the_stored_geometry_search_exhaustively() -> None
     half = weighted_query(v, layout, AspectWeights(0.5, 0.5))
     assert not needs_exhaustive(v, shape_only)  # alignment 0.95: IVF recall 0.995
     assert needs_exhaustive(v, colour_only) and needs_exhaustive(v, half)  # 0.30, 0.57
+
+
+@pytest.mark.parametrize(
+    "rgb, near",
+    [
+        ((128, 128, 128), (128, 128, 128)),
+        ((250, 220, 180), (245, 215, 176)),
+        ((0, 128, 0), (49, 143, 30)),
+    ],
+)
+def test_swatches_give_the_colour_back(
+    rgb: tuple[int, int, int], near: tuple[int, int, int]
+) -> None:
+    """Soft bins spread a colour over neighbouring bins; the swatch puts it together again
+    (within the descriptor's resolution: saturated colours are clipped at +-48 a*/b*)."""
+    square = np.zeros((32, 32, 3), np.uint8)
+    square[...] = rgb
+    ((hex_, share),) = colour.swatches(colour.lab_descriptor(square))
+    got = tuple(int(hex_[i : i + 2], 16) for i in (1, 3, 5))
+    assert share == 1.0 and max(abs(g - w) for g, w in zip(got, near, strict=True)) <= 8

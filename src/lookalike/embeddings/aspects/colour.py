@@ -132,9 +132,33 @@ def swatches(
     first; colours under ``min_share`` left out."""
     shares = np.square(np.asarray(descriptor, dtype=np.float64))
     shares /= max(float(shares.sum()), 1e-12)
-    colours = _LAB_HEX if len(shares) == LAB_DIM else _BIN_HEX
+    if len(shares) == LAB_DIM:
+        return _lab_swatches(shares, n, min_share)
     top = [int(i) for i in np.argsort(-shares)[:n] if shares[i] >= min_share]
-    return [(colours[i], round(float(shares[i]), 3)) for i in top]
+    return [(_BIN_HEX[i], round(float(shares[i]), 3)) for i in top]
+
+
+def _lab_swatches(shares: np.ndarray, n: int, min_share: float) -> list[tuple[str, float]]:
+    """Soft bins spread one colour over its neighbouring bins, in proportion to how close
+    it lies to each: the share-weighted mean of a 3 x 3 x 3 neighbourhood's bin colours
+    gives the colour back. Largest neighbourhood first, its mass then taken out."""
+    mass = shares.reshape(L_BINS, A_BINS, B_BINS).copy()
+    out: list[tuple[str, float]] = []
+    while len(out) < n:
+        peak = np.unravel_index(int(np.argmax(mass)), mass.shape)
+        around = tuple(slice(max(0, i - 1), i + 2) for i in peak)
+        share = float(mass[around].sum())
+        if share < min_share:
+            break
+        weights = mass[around].reshape(-1, 1)
+        lab = (
+            _LAB_CENTRES.reshape(L_BINS, A_BINS, B_BINS, 3)[around].reshape(-1, 3) * weights
+        ).sum(0)
+        pixel = np.clip(np.rint(lab / share), 0, 255).astype(np.uint8).reshape(1, 1, 3)
+        r, g, b = cv2.cvtColor(pixel, cv2.COLOR_LAB2RGB)[0, 0]
+        out.append((f"#{r:02x}{g:02x}{b:02x}", round(share, 3)))
+        mass[around] = 0
+    return out
 
 
 def _bin_colours() -> list[str]:
@@ -157,24 +181,43 @@ def _bin_colours() -> list[str]:
     return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
 
 
-def _lab_colours() -> list[str]:
-    """Each ``lab`` bin's centre as RGB."""
-    lab = [
-        (
-            (2 * lightness + 1) * 255 // (2 * L_BINS),
-            _AB_LO + (2 * a + 1) * (_AB_HI - _AB_LO) // (2 * A_BINS),
-            _AB_LO + (2 * b + 1) * (_AB_HI - _AB_LO) // (2 * B_BINS),
+def _lab_centres() -> np.ndarray:
+    """Each ``lab`` bin's colour in OpenCV's 8-bit CIELAB: its centre, except along the
+    a*/b* clip, where a bin holds everything beyond it (saturated blue's centre is
+    violet): there, the mean of the sRGB colours (every 8th level) that fall in it."""
+    centres = np.array(
+        [
+            (
+                (2 * lightness + 1) * 255 / (2 * L_BINS),
+                _AB_LO + (2 * a + 1) * (_AB_HI - _AB_LO) / (2 * A_BINS),
+                _AB_LO + (2 * b + 1) * (_AB_HI - _AB_LO) / (2 * B_BINS),
+            )
+            for lightness in range(L_BINS)
+            for a in range(A_BINS)
+            for b in range(B_BINS)
+        ]
+    )
+    levels = np.arange(4, 256, 8, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+    lab = cv2.cvtColor(grid, cv2.COLOR_RGB2LAB)[0]
+    near = [
+        np.minimum(np.rint(low + up), n - 1).astype(np.int64)
+        for (low, _, up), n in zip(
+            (_SOFT_L, _SOFT_A, _SOFT_B), (L_BINS, A_BINS, B_BINS), strict=True
         )
-        for lightness in range(L_BINS)
-        for a in range(A_BINS)
-        for b in range(B_BINS)
     ]
-    rgb = cv2.cvtColor(np.array([lab], dtype=np.uint8), cv2.COLOR_LAB2RGB)[0]
-    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb]
+    bins = (near[0][lab[:, 0]] * A_BINS + near[1][lab[:, 1]]) * B_BINS + near[2][lab[:, 2]]
+    counts = np.bincount(bins, minlength=LAB_DIM)
+    sums = np.stack([np.bincount(bins, lab[:, c], minlength=LAB_DIM) for c in range(3)], 1)
+    a_edge = np.isin(np.arange(LAB_DIM) // B_BINS % A_BINS, (0, A_BINS - 1))
+    b_edge = np.isin(np.arange(LAB_DIM) % B_BINS, (0, B_BINS - 1))
+    typical = (a_edge | b_edge) & (counts > 0)
+    centres[typical] = sums[typical] / counts[typical, None]
+    return centres
 
 
 _BIN_HEX = _bin_colours()
-_LAB_HEX = _lab_colours()
+_LAB_CENTRES = _lab_centres()
 
 #: Each colour space's descriptor length and function.
 DESCRIPTORS: dict[ColourSpace, tuple[int, Callable[[np.ndarray], np.ndarray]]] = {
