@@ -102,12 +102,7 @@ def main() -> None:
             )
 
     frontier = {
-        name: [
-            measured(
-                vecs, config.layout, AspectWeights(1 - c, c, 0 if config.texture_weight else None)
-            )[0]
-            for c in COLOUR_STEPS
-        ]
+        name: [measured(vecs, config.layout, AspectWeights(1 - c, c, 0))[0] for c in COLOUR_STEPS]
         for name, config, vecs in (
             (f"baseline {baseline.name}", baseline, base_vectors),
             (f"current {current.name}", current, vectors),

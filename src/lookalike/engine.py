@@ -441,7 +441,7 @@ class Engine:
         these"), answered once, under the name of the first. Weights or feedback that
         cannot be used raise (AspectError, FeedbackError) before any work."""
         session = self.session()
-        self.refinement(weights, feedback, session)
+        refinement = self.refinement(weights, feedback, session)  # once, for every file
         loaded, errors = [], {}
         for p in paths:
             try:
@@ -463,7 +463,7 @@ class Engine:
 
         def answer(name: str, chosen: slice) -> QueryResult:
             vector = combine(np.stack(vectors[chosen]))
-            hits = self.search_photo(vector, photos[chosen], k, filters, session, weights, feedback)
+            hits = self.search_photo(vector, photos[chosen], k, filters, session, refinement)
             return QueryResult(name, hits)
 
         if together:
@@ -515,16 +515,14 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         session: SearchSession | None = None,
-        weights: AspectWeights | None = None,
-        feedback: Feedback | None = None,
+        refinement: Refinement | None = None,
     ) -> list[SearchHit]:
         """Two-stage photo search (search/photo.py) for one or more photos whose vectors
         combine into ``vector``: exact matches verified by local features first, then
-        similar products, their aspects weighed by ``weights`` and moved by the shopper's
-        ``feedback``. ``session`` from the same :meth:`session` as the embedder that
-        made the vector."""
+        similar products, shaped by ``refinement`` (:meth:`refinement`: aspect weights,
+        the shopper's marks). ``session`` from the same :meth:`session` as the embedder
+        that made the vector."""
         session = session or self.session()
-        refinement = self.refinement(weights, feedback, session)
         searcher = PhotoSearcher(
             self.store,
             session.index,

@@ -36,7 +36,7 @@ from lookalike.images.query import combine
 from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, palette
 from lookalike.search.feedback import MAX_FEEDBACK
 from lookalike.search.photo import PhotoQuery
-from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters
+from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
 
 router = APIRouter(prefix=API_PREFIX, tags=["search"], dependencies=[Depends(require_reader)])
 
@@ -101,16 +101,13 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     weights = params.weights.resolve(session.layout)  # a weight it cannot use: 400 now
     filters = Filters(params.category, params.min_price, params.max_price)
     vector = combine(np.stack([q.vector for q in queries]))
-    hits = await svc.run(
-        svc.engine.search_photo,
-        vector,
-        [PhotoQuery(q.features, q.zoom) for q in queries],
-        params.k,
-        filters,
-        session,
-        params.weights,
-        params.feedback,
-    )
+
+    def find() -> list[SearchHit]:
+        refinement = svc.engine.refinement(params.weights, params.feedback, session)
+        photos = [PhotoQuery(q.features, q.zoom) for q in queries]
+        return svc.engine.search_photo(vector, photos, params.k, filters, session, refinement)
+
+    hits = await svc.run(find)
     svc.metrics.searches.labels("image").inc()
     answer = SearchResponse(
         results=[SearchResult.of(h) for h in hits],
