@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,18 +32,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.common import DATASET, REPO, dev_rows, machine, percentile
+from benchmarks.common import DATASET, Server, dev_rows, machine, percentile, start_server
 from lookalike.config import Settings
 from lookalike.embeddings.embedder import create_embedder
 from lookalike.engine import Engine
 from lookalike.images.loader import load_image
 from lookalike.ingest.readers import CatalogRecord
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -189,34 +181,14 @@ def wrk_load(base: str, photos: list[bytes], concurrency: int, folder: Path) -> 
     }
 
 
-def run_server(
-    home: Path, model_cache: Path, settings: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    env = {
-        **os.environ,
-        "LOOKALIKE_HOME": str(home),
-        "LOOKALIKE_MODEL_CACHE": str(model_cache),
-        "LOOKALIKE_PORT": str(port),
-        **settings,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("server did not start")
+def run_server(home: Path, model_cache: Path, settings: dict[str, str]) -> Server:
+    """The real server over ``home`` with ``settings`` (environment variables) on top; its
+    output dropped."""
+    env = {"LOOKALIKE_HOME": str(home), "LOOKALIKE_MODEL_CACHE": str(model_cache), **settings}
+    try:
+        return start_server(env, Path(os.devnull), timeout=120)
+    except RuntimeError as exc:
+        raise SystemExit(f"server did not start: {exc}") from None
 
 
 def main() -> None:
@@ -267,16 +239,17 @@ def main() -> None:
             f"= {model_ms:.1f} core-ms an image"
         )
         for label, env in servers.items():
-            proc, base = run_server(home, cache, env)
+            server = run_server(home, cache, env)
+            base = server.base
             try:
                 for c in levels:
-                    used = cpu_seconds(proc.pid)
+                    used = cpu_seconds(server.pid)
                     if client == "wrk":
                         m = wrk_load(base, photos, c, Path(tmp))
                     else:
                         m = asyncio.run(load(base, photos, c, args.requests))
                     # httpx's warm-up requests are in the CPU time too: 5 in hundreds.
-                    server_ms = (cpu_seconds(proc.pid) - used) * 1000 / max(1, int(m["n"]))
+                    server_ms = (cpu_seconds(server.pid) - used) * 1000 / max(1, int(m["n"]))
                     share = m["rps"] / raw
                     print(
                         f"{label:28s} {c:3d} clients: {m['rps']:6.1f} req/s ({share:4.0%} of raw)"
@@ -286,8 +259,7 @@ def main() -> None:
                         f" ({server_ms - model_ms:+.1f} beyond one model call)"
                     )
             finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+                server.stop()
 
 
 if __name__ == "__main__":

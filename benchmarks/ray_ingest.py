@@ -27,13 +27,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from benchmarks.common import DATASET, dev_rows, machine
+from benchmarks.common import DATASET, LocalRayCluster, dev_rows, machine
 from lookalike.config import Settings
 from lookalike.embeddings.embedder import Embedder, create_embedder
 from lookalike.embeddings.pipeline import EmbedResult
 from lookalike.engine import Engine
 from lookalike.ingest.pipeline import IngestSummary, RecordEmbedder
-from lookalike.ingest.ray_ingest import LocalRayCluster, RayEmbedding
+from lookalike.ingest.ray_ingest import RayEmbedding
 from lookalike.ingest.readers import CatalogRecord
 
 

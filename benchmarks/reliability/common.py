@@ -5,22 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
-from benchmarks.common import DATASET, REPO
+from benchmarks import common
+from benchmarks.common import DATASET, Server
 
 API_KEY = "reliability-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -39,23 +37,6 @@ LOOKALIKE = str(Path(sys.executable).with_name("lookalike"))
 def log(message: str) -> None:
     """Progress on stderr, flushed at once (long runs must show they are alive)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process in MiB (from /proc; 0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 @dataclass
@@ -100,13 +81,6 @@ def start_cli(home: Home, *args: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def kill9(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a process this run started (by its own pid) and reap it."""
-    with suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 def index_check(home: Home) -> dict[str, object]:
@@ -204,63 +178,22 @@ def db_facts(url: str) -> Facts:
     return Facts(skus, int(bare), active, versions)
 
 
-@dataclass
-class Server:
-    """A running ``python app.py`` (uvicorn) on a loopback port."""
-
-    proc: subprocess.Popen[bytes]
-    base: str
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> float:
-        return rss_mib(self.proc.pid)
-
-
 def start_server(home: Home, log_file: Path, timeout: float = 120) -> Server:
-    """Start the real server on ``home`` and wait until /readyz answers 200."""
-    port = free_port()
-    env = {**home.env(), "LOOKALIKE_HOST": "127.0.0.1", "LOOKALIKE_PORT": str(port)}
-    with log_file.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py")], env=env, cwd=REPO, stdout=out, stderr=out
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see {log_file}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return Server(proc, base)
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            kill9(proc)
-            raise RuntimeError(f"server not ready after {timeout} s; see {log_file}")
-        time.sleep(0.2)
+    """Start the real server on ``home`` (its output appended to ``log_file``) and wait
+    until /readyz answers 200."""
+    return common.start_server(home.env(), log_file, timeout)
 
 
 def stop_server(server: Server) -> int:
-    """Stop the server gracefully (SIGTERM); its exit code."""
-    server.proc.terminate()
-    try:
-        return server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        kill9(server.proc)
-        return -9
+    """Stop the server gracefully (SIGTERM); its exit code (-9: it had to be killed)."""
+    return server.stop()
 
 
 @contextmanager
 def running_server(home: Home, log_file: Path) -> Iterator[Server]:
-    """A server for the duration of a block."""
-    server = start_server(home, log_file)
-    try:
+    """A server on ``home`` for the duration of a block."""
+    with common.running_server(home.env(), log_file) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 def ingest(home: Home, rows: list[tuple[str, Path]]) -> subprocess.CompletedProcess[str]:

@@ -27,17 +27,15 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import REPO, machine
+from benchmarks.common import REPO, Server, kill9, machine
 from benchmarks.reliability.common import (
     AUTH,
     Home,
-    Server,
     cli,
     db_facts,
     dev_photos,
     index_check,
     ingest,
-    kill9,
     log,
     postgres_database,
     start_cli,

@@ -25,11 +25,10 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageDraw, ImageFont
 
-from benchmarks.common import REPO, machine, percentile
+from benchmarks.common import REPO, Server, machine, percentile
 from benchmarks.reliability.common import (
     AUTH,
     Home,
-    Server,
     dev_photos,
     ingest,
     log,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.common import LocalRayCluster
 from lookalike.cli import app
 from lookalike.config import Settings
 from lookalike.engine import Engine
@@ -25,7 +26,6 @@ pytestmark = pytest.mark.dataset
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[dev]')")
 from lookalike.ingest.ray_ingest import (  # noqa: E402  (after the skip above)
-    LocalRayCluster,
     RayConnectionError,
     RayEmbedding,
 )

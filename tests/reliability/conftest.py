@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.reliability.common import Home, Server, dev_photos, ingest, running_server
+from benchmarks.common import Server
+from benchmarks.reliability.common import Home, dev_photos, ingest, running_server
 
 CATALOG = 20
 

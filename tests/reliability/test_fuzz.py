@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.reliability.common import Server
+from benchmarks.common import Server
 from benchmarks.reliability.fuzz import fuzz
 
 pytestmark = pytest.mark.dataset

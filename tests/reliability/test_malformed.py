@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.reliability.common import Home, Server, dev_photos
+from benchmarks.common import Server
+from benchmarks.reliability.common import Home, dev_photos
 from benchmarks.reliability.malformed import KINDS, ingest_all, make_cases, problems, search_all
 
 pytestmark = pytest.mark.dataset

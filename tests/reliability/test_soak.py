@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.reliability.common import Home, Server, dev_photos
+from benchmarks.common import Server
+from benchmarks.reliability.common import Home, dev_photos
 from benchmarks.reliability.soak import photo_sets, soak, summarise
 from tests.reliability.conftest import CATALOG
 

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             svc.cpu.shutdown(wait=True)
             await run_in_threadpool(engine.close)
 
-    app = FastAPI(
+    app = _App(
         title="lookalike",
         version=__version__,
         description="Visual product search: find the catalog products that look alike a photo.",
@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
+    # Added last, the outermost of the app's own middleware: it answers every error from
+    # within (routes, handlers, CORS) with a problem. EndAnsweredErrors (_App) wraps even
+    # Starlette's own layers, for the errors raised outside this one.
     app.add_middleware(LimitsAndMetrics, settings=settings)
     for module in (search, products, duplicates, images, imports):
         app.include_router(module.router)
@@ -104,6 +107,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _mount_front_end(app, settings)
     return app
+
+
+class _App(FastAPI):
+    """FastAPI with :class:`EndAnsweredErrors` around its whole middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return EndAnsweredErrors(super().build_middleware_stack())
 
 
 def _register_body_models(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
@@ -213,7 +223,10 @@ class LimitsAndMetrics:
             await problems.problem_response(request, 413, detail)(scope, receive, send)
 
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        # isascii: "²".isdigit() is true, and int() of it fails.
+        if length is not None and (
+            not (length.isascii() and length.isdigit()) or int(length) > limit
+        ):
             await too_large()
             return
         start = time.perf_counter()
@@ -245,9 +258,9 @@ class LimitsAndMetrics:
             status = 413
             await too_large()
         except Exception as exc:
-            # Answered here, the error ends here. Left to Starlette's handler for Exception it
-            # would be answered and then re-raised to uvicorn, which closes the connection
-            # after any error it sees: the client's next request on it would fail.
+            # Answered here, the error ends here (and is timed as a 500). Left to Starlette's
+            # handler for Exception it would be answered and then re-raised, to be ended by
+            # EndAnsweredErrors: uvicorn closes the connection after any error it sees.
             if started:
                 raise  # too late for a problem document; the connection has to go
             status = 500
@@ -259,6 +272,51 @@ class LimitsAndMetrics:
                 svc.metrics.latency.labels(scope["method"], route, str(status)).observe(
                     time.perf_counter() - start
                 )
+
+
+class EndAnsweredErrors:
+    """The outermost layer, around Starlette's ServerErrorMiddleware: an error answered
+    in full ends here, so that uvicorn keeps the connection open (issue #12 D5).
+
+    LimitsAndMetrics answers the errors raised inside it. One raised outside it (by a
+    middleware around it, such as a library's, or by LimitsAndMetrics's own code)
+    reaches ServerErrorMiddleware, which answers it with the handler for Exception (a
+    500 problem, logged there: problems.py) and then always re-raises it; uvicorn would
+    log it again and close the connection, so the client's next request on it would fail.
+    An error before any answer (the handler itself failed) gets a plain 500 problem here.
+    One in the middle of an answer still goes on to uvicorn: the headers are out, and
+    only closing the connection tells the client that the answer is cut short."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, complete
+            await send(message)
+            kind = message["type"]
+            if kind == "http.response.start":
+                started = True
+            elif kind == "http.response.pathsend" or (
+                kind == "http.response.body" and not message.get("more_body", False)
+            ):
+                complete = True
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if complete:
+                return
+            if started:
+                raise
+            path = scope.get("path", "")
+            log.error("unhandled error on %s (its handler failed)", path, exc_info=exc)
+            await problems.internal_error(path)(scope, receive, send)
 
 
 def serve(host: str | None = None, port: int | None = None, workers: int | None = None) -> None:

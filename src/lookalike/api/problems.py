@@ -80,10 +80,26 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+INTERNAL_ERROR = "internal error; see the server log"
+
+
 def unexpected_response(request: Request, exc: BaseException) -> JSONResponse:
     """Log an error no handler expected; answer 500 without internals (the SQL, paths)."""
     log.error("unhandled error on %s", request.url.path, exc_info=exc)
-    return problem_response(request, 500, "internal error; see the server log")
+    return problem_response(request, 500, INTERNAL_ERROR)
+
+
+def internal_error(path: str) -> JSONResponse:
+    """The 500 problem of :func:`unexpected_response`, made of nothing but the path (for
+    an error whose handler failed: the request may be what it could not read)."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(500).phrase,
+        "status": 500,
+        "detail": INTERNAL_ERROR,
+        "instance": path,
+    }
+    return JSONResponse(body, status_code=500, media_type=MEDIA_TYPE)
 
 
 _IMAGE_STATUS: dict[type[ImageError], int] = {
@@ -146,8 +162,9 @@ def install(app: FastAPI) -> None:
         return problem_response(request, 409, str(exc))
 
     # Only for errors raised outside LimitsAndMetrics (app.py), which answers the others:
-    # Starlette re-raises after this handler has answered, and uvicorn then closes the
-    # connection.
+    # those of a middleware around it, or its own. Starlette re-raises them after this
+    # handler has answered; EndAnsweredErrors (app.py), the outermost layer, ends them
+    # there, so that uvicorn does not close the connection.
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return unexpected_response(request, exc)

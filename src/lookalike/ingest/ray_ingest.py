@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -332,124 +329,3 @@ def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
         raise RayConnectionError(
             f"--ray {address}: no Ray head node answers there ({exc})"
         ) from None
-
-
-class LocalRayCluster:
-    """A Ray cluster on this machine, as separate processes: a head node (no CPUs of its
-    own, so work goes to the workers) and ``worker_nodes`` worker nodes of ``cpus`` CPUs
-    each, started with ``ray start --block`` and stopped by signalling those processes
-    (never ``ray stop``, which would stop every Ray of this user). For tests, benchmarks
-    and trying ``--ray`` out; ``address`` is what ``--ray`` takes."""
-
-    def __init__(self, cpus: int = 1, worker_nodes: int = 1, temp_dir: Path | None = None) -> None:
-        self.cpus = cpus
-        self.worker_nodes = worker_nodes
-        self.temp_dir = temp_dir
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self._processes: list[subprocess.Popen[bytes]] = []
-
-    def __enter__(self) -> LocalRayCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _ray(self, *args: str) -> subprocess.Popen[bytes]:
-        ray_cli = Path(sys.executable).with_name("ray")
-        # No log monitor: it polls every log file (about 1-2% of a core per node here) to
-        # forward worker logs, which RayEmbedding does not ask for (log_to_driver=False).
-        common = [
-            "--block",
-            "--node-ip-address=127.0.0.1",
-            "--disable-usage-stats",
-            "--include-log-monitor=false",
-        ]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        process = subprocess.Popen(
-            [str(ray_cli), "start", *common, *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl+C in a test run does not reach it twice
-        )
-        self._processes.append(process)
-        return process
-
-    def start(self, timeout_s: float = 90.0) -> None:
-        """Start the head, then the worker nodes; returns when their CPUs are registered
-        (about 10 s on 2 loaded cores). Raises RuntimeError when Ray cannot start."""
-        head_args = [
-            "--head",
-            f"--port={self.port}",
-            "--num-cpus=0",
-            "--include-dashboard=false",
-            f"--ray-client-server-port={_free_port()}",
-        ]
-        if self.temp_dir is not None:
-            head_args.append(f"--temp-dir={self.temp_dir}")
-        head = self._ray(*head_args)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if head.poll() is not None:
-                raise RuntimeError(f"ray start --head exited with {head.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("the Ray head node did not start") from None
-                time.sleep(0.2)
-        for _ in range(self.worker_nodes):
-            self._ray(f"--address={self.address}", f"--num-cpus={self.cpus}")
-        want = self.cpus * self.worker_nodes
-        while _cluster_cpus(self.address) < want:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self._processes):
-                self.stop()
-                raise RuntimeError("the Ray worker nodes did not join")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        """Stop the nodes: SIGTERM to each ``ray start`` process (it stops its own
-        processes, 2-3 s), SIGKILL to its process group if it hangs."""
-        for process in reversed(self._processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self._processes.clear()
-
-
-def _cluster_cpus(address: str) -> int:
-    """CPUs registered with the cluster, asked from a short-lived process (``ray
-    status``) so that this process stays free to ``ray.init`` later."""
-    ray_cli = Path(sys.executable).with_name("ray")
-    done = subprocess.run(
-        [str(ray_cli), "status", f"--address={address}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for line in done.stdout.splitlines():
-        # " 0.0/2.0 CPU"
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "CPU" and "/" in parts[0]:
-            return int(float(parts[0].split("/")[1]))
-    return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
