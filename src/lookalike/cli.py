@@ -33,6 +33,7 @@ from lookalike.search.aspects import MAX_WEIGHT, MIN_WEIGHT, AspectWeights
 from lookalike.search.duplicates import DEFAULT_THRESHOLD, MIN_THRESHOLD, Duplicates
 from lookalike.search.feedback import Feedback
 from lookalike.search.searcher import DEFAULT_K, MAX_K, Filters, SearchHit
+from lookalike.store.catalog import ProductData
 
 app = typer.Typer(
     help="lookalike: find the catalog products that look most alike a photo.",
@@ -231,15 +232,9 @@ def _aspect_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _hit_json(hit: SearchHit) -> dict[str, Any]:
-    p = hit.product
+def _product_json(p: ProductData) -> dict[str, Any]:
     return {
         "sku": p.sku,
-        "score": round(hit.score, 5),
-        "match": hit.match,
-        "inliers": hit.inliers,
-        "aspects": hit.aspects,
-        "colours": [{"hex": h, "share": s} for h, s in hit.colours],
         "title": p.title,
         "category": p.category,
         "price": p.price,
@@ -250,6 +245,20 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
     }
 
 
+def _hit_json(hit: SearchHit) -> dict[str, Any]:
+    product = _product_json(hit.product)
+    return {
+        "sku": product.pop("sku"),
+        "score": round(hit.score, 5),
+        "match": hit.match,
+        "inliers": hit.inliers,
+        "aspects": hit.aspects,
+        "colours": [{"hex": h, "share": s} for h, s in hit.colours],
+        **product,
+        "listings": [_product_json(p) for p in hit.listings],
+    }
+
+
 def _print_hits(title: str, hits: list[SearchHit]) -> None:
     table = Table(title=title)
     aspects = list(hits[0].aspects or {}) if hits else []
@@ -257,13 +266,22 @@ def _print_hits(title: str, hits: list[SearchHit]) -> None:
         table.add_column(col)
     for i, h in enumerate(hits, 1):
         p = h.product
-        price = "" if p.price is None else f"{p.price:g} {p.currency or ''}".strip()
         match = f"[green]exact[/] ({h.inliers})" if h.match == "exact" else "similar"
         alike = [f"{(h.aspects or {}).get(a, 0.0):.2f}" for a in aspects]
-        table.add_row(
-            str(i), match, f"{h.score:.3f}", *alike, p.sku, p.title or "", p.category or "", price
+        table.add_row(str(i), match, f"{h.score:.3f}", *alike, *_product_cells(p))
+        for other in h.listings:  # the other listings of its photo, under it
+            blank = [""] * len(aspects)
+            table.add_row("", "same photo", "", *blank, *_product_cells(other), style="dim")
+    if any(h.listings for h in hits):
+        table.caption = (
+            "same photo: another listing of the result's photo (not a result of its own)"
         )
     out.print(table)
+
+
+def _product_cells(p: ProductData) -> list[str]:
+    price = "" if p.price is None else f"{p.price:g} {p.currency or ''}".strip()
+    return [p.sku, p.title or "", p.category or "", price]
 
 
 @app.command()
@@ -284,6 +302,14 @@ def search(
         help="The photos are one query (one product from several sides, or 'things like "
         "these'): one answer instead of one per photo.",
     ),
+    group_listings: bool = typer.Option(
+        True,
+        "--group-listings/--no-group-listings",
+        envvar="LOOKALIKE_GROUP_LISTINGS",
+        help="Show the listings of one photo (near-duplicates under other SKUs) as one "
+        "result, so that k results are k distinct photos; byte-identical images are one "
+        "result either way.",
+    ),
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """Find the products that look most like each photo."""
@@ -291,7 +317,9 @@ def search(
     with _engine() as engine, _aspect_errors():
         filters = Filters(category, min_price, max_price)
         feedback = Feedback(tuple(more), tuple(less))
-        results = engine.search_files(images, k, filters, weights, feedback, together)
+        results = engine.search_files(
+            images, k, filters, weights, feedback, together, group_listings
+        )
     failed = False
     for r in results:
         failed |= r.error is not None
@@ -425,12 +453,12 @@ def _print_duplicates(found: Duplicates) -> None:
 @index_app.command("rebuild")
 def index_rebuild(
     kind: str | None = typer.Option(
-        None, envvar="LOOKALIKE_INDEX_KIND", help="flat or ivf; default: chosen by catalog size"
+        None, envvar="LOOKALIKE_INDEX_KIND", help="flat, ivf or ivfpq; default: by catalog size"
     ),
 ) -> None:
     """Rebuild the index from the database."""
-    if kind not in (None, "flat", "ivf"):
-        raise typer.BadParameter("kind must be flat or ivf")
+    if kind not in (None, "flat", "ivf", "ivfpq"):
+        raise typer.BadParameter("kind must be flat, ivf or ivfpq")
     backend = _state["settings"].index_backend
     if kind is not None and backend != "faiss":
         raise typer.BadParameter(f"--kind is for the faiss backend, not {backend}")

@@ -46,9 +46,15 @@ from lookalike.matching.descriptor_index import DescriptorIndex
 from lookalike.matching.features import QUERY_MAX_SIDE, LocalFeatures, query_features
 from lookalike.matching.manager import LocalIndexManager
 from lookalike.search.aspects import AspectWeights, explain, reweighs
-from lookalike.search.duplicates import DEFAULT_THRESHOLD, DuplicateFinder, Duplicates
+from lookalike.search.duplicates import (
+    DEFAULT_THRESHOLD,
+    DuplicateFinder,
+    Duplicates,
+    PictureCache,
+)
 from lookalike.search.duplicates import SIDE as DUPLICATE_SIDE
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback, Refinement
+from lookalike.search.grouping import ListingGrouper, grouped
 from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
@@ -63,6 +69,9 @@ ZOOM_MIN_GAIN = 1.25
 # each; the dev set's 2,946 products have 1,574 candidate pairs at the default threshold).
 DUPLICATE_RUNS = 4
 DUPLICATE_VERDICTS = 200_000
+# Pictures of search results kept for grouping the listings of one photo (about 14 KB
+# each for a 3:4 photo).
+LISTING_PICTURES = 1024
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class Engine:
         self._duplicates_lock = threading.Lock()  # one run at a time; the next reuses it
         self._duplicate_runs: OrderedDict[tuple[int, str, float], Duplicates] = OrderedDict()
         self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self._pictures = PictureCache(self._duplicate_picture, LISTING_PICTURES)
 
     # ---- model and index ---------------------------------------------------------------
 
@@ -434,12 +444,14 @@ class Engine:
         weights: AspectWeights | None = None,
         feedback: Feedback | None = None,
         together: bool = False,
+        group: bool = True,
     ) -> list[QueryResult]:
         """Search with several image files; the model runs once over all of them. A file
         that cannot be used gets its error in its result; the others are still searched.
         ``together``: the files are one query (photos of one product, or "things like
-        these"), answered once, under the name of the first. Weights or feedback that
-        cannot be used raise (AspectError, FeedbackError) before any work."""
+        these"), answered once, under the name of the first. ``group``: listings of one
+        photo are one result (:meth:`search_photo`). Weights or feedback that cannot be
+        used raise (AspectError, FeedbackError) before any work."""
         session = self.session()
         refinement = self.refinement(weights, feedback, session)  # once, for every file
         loaded, errors = [], {}
@@ -463,7 +475,7 @@ class Engine:
 
         def answer(name: str, chosen: slice) -> QueryResult:
             vector = combine(np.stack(vectors[chosen]))
-            hits = self.search_photo(vector, photos[chosen], k, filters, session, refinement)
+            hits = self.search_photo(vector, photos[chosen], k, filters, session, refinement, group)
             return QueryResult(name, hits)
 
         if together:
@@ -516,12 +528,14 @@ class Engine:
         filters: Filters | None = None,
         session: SearchSession | None = None,
         refinement: Refinement | None = None,
+        group: bool = True,
     ) -> list[SearchHit]:
         """Two-stage photo search (search/photo.py) for one or more photos whose vectors
         combine into ``vector``: exact matches verified by local features first, then
         similar products, shaped by ``refinement`` (:meth:`refinement`: aspect weights,
         the shopper's marks). ``session`` from the same :meth:`session` as the embedder
-        that made the vector."""
+        that made the vector. ``group``: the listings of one photo (near-duplicates under
+        other SKUs) are one result (search/grouping.py); byte-identical images always."""
         session = session or self.session()
         searcher = PhotoSearcher(
             self.store,
@@ -532,7 +546,14 @@ class Engine:
             self.verify_params,
             self._catalog_pixels,
         )
-        hits = searcher.search(vector, photos, k, filters, refinement)
+        if group:
+            hits = grouped(
+                lambda n: searcher.search(vector, photos, n, filters, refinement),
+                k,
+                self._grouper(session),
+            )
+        else:
+            hits = searcher.search(vector, photos, k, filters, refinement)
         if not hits:
             self.check_filters(filters)
         return hits
@@ -609,10 +630,12 @@ class Engine:
         filters: Filters | None = None,
         weights: AspectWeights | None = None,
         feedback: Feedback | None = None,
+        group: bool = True,
     ) -> list[SearchHit]:
         """ "More like this": products that look like ``sku`` (itself and copies of its
         image excluded), their aspects weighed by ``weights`` and moved by ``feedback``,
-        each with its aspect similarities to ``sku``."""
+        each with its aspect similarities to ``sku``; ``group``: the listings of one photo
+        are one result (search/grouping.py)."""
         product = self.store.get(sku)
         if product is None or product.id is None:
             raise ProductNotFoundError(sku)
@@ -622,18 +645,30 @@ class Engine:
             raise ProductNotFoundError(sku)
         refinement = self.refinement(weights, feedback, session)
         query = refinement.query(vector, session.layout)
-        hits = Searcher(self.store, session.index).search(
-            query,
-            k,
-            filters,
-            exclude_ids=frozenset({product.id}) | refinement.exclude_ids,
-            exclude_sha256=frozenset({product.image_sha256}),
-            exhaustive=refinement.exhaustive(vector, query),
-        )
+        searcher = Searcher(self.store, session.index)
+        # Itself and copies of its image excluded.
+        exclude_ids = frozenset({product.id}) | refinement.exclude_ids
+        exclude_sha256 = frozenset({product.image_sha256})
+        exhaustive = refinement.exhaustive(vector, query)
+
+        def search(n: int) -> list[SearchHit]:
+            return searcher.search(query, n, filters, exclude_ids, exclude_sha256, None, exhaustive)
+
+        hits = grouped(search, k, self._grouper(session)) if group else search(k)
         if not hits:
             self.check_filters(filters)
         vectors = self.store.vectors([h.product.id for h in hits if h.product.id], session.version)
         return explain(hits, [vector] * len(hits), vectors, session.layout)
+
+    def _grouper(self, session: SearchSession) -> ListingGrouper:
+        """Groups the listings of one photo among results, with the pictures and verdicts
+        this engine keeps (the verdicts shared with its duplicate runs)."""
+        while len(self._verdicts) > DUPLICATE_VERDICTS:
+            try:
+                self._verdicts.popitem(last=False)
+            except KeyError:  # emptied meanwhile by another thread
+                break
+        return ListingGrouper(self.store, session.version, self._pictures, self._verdicts)
 
     # ---- duplicates --------------------------------------------------------------------
 

@@ -81,3 +81,21 @@ def test_an_empty_index_and_empty_queries_answer_nothing() -> None:
     blank = DescriptorIndex.build("test", [(1, np.empty((0, 128), np.float32))])
     assert len(blank) == 1  # recorded, so the id set matches the database's
     assert blank.votes(np.empty((0, 128), np.float32), top=3) == []
+
+
+@pytest.mark.parametrize("flat_max", [descriptor_index.FLAT_MAX, 1000])
+def test_listings_of_one_image_all_get_votes(catalog: dict[int, np.ndarray], flat_max: int) -> None:
+    """A product listed again under other SKUs with the same image holds the same
+    descriptors: the ratio test across products must not let the listings cancel each
+    other's votes (they did: no votes, so no exact match for the photographed product)."""
+    listings = {**catalog, 900: catalog[103], 901: catalog[103]}
+    index = DescriptorIndex.build("test", listings.items(), flat_max=flat_max, nlist=16)
+    alone = DescriptorIndex.build("test", catalog.items(), flat_max=flat_max, nlist=16)
+    before = {v.product_id: v.votes for v in alone.votes(_photo(3), top=5)}
+    after = {v.product_id: v.votes for v in index.votes(_photo(3), top=5)}
+    assert set(list(after)[:3]) == {103, 900, 901}
+    # Each listing gets the product's votes (as many as alone; the IVF-PQ quantizers
+    # of the two indexes are trained apart, so about as many).
+    assert after[103] == after[900] == after[901] >= 0.9 * before[103]
+    # Products without copies vote as before.
+    assert index.votes(_photo(13), top=1)[0].product_id == 113

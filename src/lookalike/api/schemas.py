@@ -103,6 +103,12 @@ class SearchResult(BaseModel):
     )
     colours: list[Swatch] = Field(default_factory=list, description="Its dominant colours")
     product: Product
+    listings: list[Product] = Field(
+        default_factory=list,
+        description="Other products with the same photo (byte-identical, or a re-encoded, "
+        "resized, cropped, mirrored or recoloured copy), ranked lower: part of this result, "
+        "not results of their own",
+    )
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchResult:
@@ -113,6 +119,7 @@ class SearchResult(BaseModel):
             aspects=AspectScores(**hit.aspects) if hit.aspects is not None else None,
             colours=[Swatch(hex=h, share=s) for h, s in hit.colours],
             product=Product.of(hit.product),
+            listings=[Product.of(p) for p in hit.listings],
         )
 
 
@@ -213,6 +220,13 @@ class SearchRequest(RefineParams):
     category: str | None = Field(None, max_length=MAX_LENGTH["category"])
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
+    group_listings: bool = Field(
+        True,
+        description="Show the listings of one photo (near-duplicates under other SKUs) as "
+        "one result, with the others in its listings, so that k results are k distinct "
+        "photos; false: each near-duplicate is a result of its own (byte-identical images "
+        "are one result either way)",
+    )
 
 
 class QueryInfo(BaseModel):

@@ -49,6 +49,7 @@ PQ_BYTES = 16  # 16 sub-quantizers x 8 bits
 NPROBE = 4
 NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* product
 VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
+SAME_DISTANCE = 1e-5  # relative: neighbours this near the first hold the same descriptor
 ADD_CHUNK = 1 << 20  # descriptors added per call when building (512 MB as float32)
 MIN_COUNT = 50  # floor of the count normalisation: tiny feature sets would win on luck
 # A photo's descriptors are searched in parts, one a core, at least this many a part:
@@ -226,12 +227,22 @@ class DescriptorIndex:
             k = min(NEIGHBOURS, int(self.index.ntotal))
             dist, nn = self._search(np.ascontiguousarray(rootsift, dtype=np.float32), k)
         first = nn[:, 0]
-        other = (nn != first[:, None]) & (nn >= 0)
+        # The same descriptor stored under several listings (one image under several
+        # SKUs) is met at the very same distance: that is one match, not an ambiguous
+        # one. Each listing gets its vote, and the ratio test looks beyond them (without
+        # this, copies cancelled each other's votes: no candidate, no exact match).
+        same = (nn >= 0) & (dist <= dist[:, :1] * (1 + SAME_DISTANCE))
+        listed = np.where(same, nn, -2)  # the products holding it; other neighbours of
+        # theirs (a repeated pattern on one product) are no rivals either
+        other = (nn >= 0) & ~(nn[:, :, None] == listed[:, None, :]).any(axis=2)
         has_other = other.any(axis=1)
         ref = np.where(has_other, dist[np.arange(len(nn)), other.argmax(axis=1)], np.inf)
         # With no other product among the neighbours, the match is distinctive: it counts.
         ok = (first >= 0) & (dist[:, 0] < VOTE_RATIO**2 * ref)
-        voted, count = np.unique(first[ok], return_counts=True)
+        rows, cols = np.nonzero(same & ok[:, None])
+        # One vote a match and product (a product may hold the descriptor twice).
+        pairs = np.unique(np.stack([rows, nn[rows, cols]], axis=1), axis=0)
+        voted, count = np.unique(pairs[:, 1], return_counts=True)
         if len(voted) == 0:
             return []
         with self._lock:

@@ -26,11 +26,15 @@ Three steps, each measured on the dev set's photos and synthetic edits of 150 of
 Verdicts depend only on the two images' bytes, so a caller may keep them between runs
 (``verdicts``, keyed by the two sha256): after a deletion, the next run costs the k-NN
 and the few pairs that a changed group needs compared anew.
+
+Search results use the same decision (search/grouping.py): :func:`judge` compares two
+products' photos through a :class:`PictureCache` and the same verdicts.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -191,12 +195,15 @@ def candidate_pairs(
 @dataclass(frozen=True)
 class Picture:
     """A photo at comparison size: RGB with SIDE px on its shorter side, its grey, and
-    the grey at half size (and mirrored) for the coarse alignment."""
+    the grey at half size (and mirrored) for the coarse alignment, with the middle of
+    that at each COARSE scale (``coarse[mirrored][i]``; None when under 4 px): the
+    templates a comparison looks for, made once per picture, not once per pair."""
 
     rgb: np.ndarray
     gray: np.ndarray
     small: np.ndarray
     small_mirrored: np.ndarray
+    coarse: tuple[tuple[np.ndarray | None, ...], tuple[np.ndarray | None, ...]]
 
     @classmethod
     def of(cls, pixels: np.ndarray) -> Picture:
@@ -208,7 +215,11 @@ class Picture:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         half = (max(1, size[0] // 2), max(1, size[1] // 2))
         small = cv2.resize(gray, half, interpolation=cv2.INTER_AREA)
-        return cls(rgb, gray, small, np.ascontiguousarray(small[:, ::-1]))
+        mirrored = np.ascontiguousarray(small[:, ::-1])
+        coarse = tuple(
+            tuple(_template(grey, float(s)) for s in COARSE) for grey in (small, mirrored)
+        )
+        return cls(rgb, gray, small, mirrored, (coarse[0], coarse[1]))
 
 
 def _window(shape: tuple[int, ...], scale: float) -> tuple[int, int, int, int]:
@@ -217,15 +228,31 @@ def _window(shape: tuple[int, ...], scale: float) -> tuple[int, int, int, int]:
     return h, w, round(h * INNER), round(w * INNER)
 
 
+def _template(x: np.ndarray, scale: float) -> np.ndarray | None:
+    """The middle of ``x`` scaled by ``scale``; None when it is under 4 px."""
+    h, w, th, tw = _window(x.shape, scale)
+    if th < 4 or tw < 4:
+        return None
+    scaled = cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
+    top, left = (h - th) // 2, (w - tw) // 2
+    return scaled[top : top + th, left : left + tw]
+
+
 def _match(x: np.ndarray, y: np.ndarray, scale: float) -> tuple[float, tuple[int, int]]:
     """Where the middle of ``x`` scaled by ``scale`` fits best in ``y`` (grey pictures):
     the normalised correlation there and its top-left corner."""
-    h, w, th, tw = _window(x.shape, scale)
-    if th > y.shape[0] or tw > y.shape[1] or th < 4 or tw < 4:
+    return _locate(_template(x, scale), y)
+
+
+def _locate(template: np.ndarray | None, y: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """Where ``template`` fits best in ``y``: the normalised correlation there and its
+    top-left corner; -2.0 when there is no template or it is larger than ``y``."""
+    if template is None:
         return -2.0, (0, 0)
-    scaled = cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
-    top, left = (h - th) // 2, (w - tw) // 2
-    result = cv2.matchTemplate(y, scaled[top : top + th, left : left + tw], cv2.TM_CCOEFF_NORMED)
+    th, tw = template.shape[:2]
+    if th > y.shape[0] or tw > y.shape[1]:
+        return -2.0, (0, 0)
+    result = cv2.matchTemplate(y, template, cv2.TM_CCOEFF_NORMED)
     _, best, _, corner = cv2.minMaxLoc(result)
     if not np.isfinite(best):  # a flat middle (a blank picture): no shift is better
         return -1.0, ((y.shape[1] - tw) // 2, (y.shape[0] - th) // 2)
@@ -240,9 +267,8 @@ def picture_difference(a: Picture, b: Picture) -> float:
     coarse: tuple[float, Picture, Picture, bool, float] | None = None
     for x, y in ((a, b), (b, a)):
         for mirrored in (False, True):
-            grey = x.small_mirrored if mirrored else x.small
-            for scale in COARSE:
-                score, _ = _match(grey, y.small, scale)
+            for scale, template in zip(COARSE, x.coarse[mirrored], strict=True):
+                score, _ = _locate(template, y.small)
                 if score > -2.0 and (coarse is None or score > coarse[0]):
                     coarse = (score, x, y, mirrored, scale)
     if coarse is None:
@@ -273,6 +299,65 @@ def picture_difference(a: Picture, b: Picture) -> float:
 def same_picture(a: Picture, b: Picture) -> bool:
     """True when two pictures are the same photo, or an edited copy of it."""
     return picture_difference(a, b) <= MAX_DIFFERING
+
+
+def picture_of(read: ReadPicture, product: ProductData) -> Picture | None:
+    """A product's picture, or None when its photo cannot be read."""
+    pixels = read(product)
+    try:
+        return None if pixels is None else Picture.of(pixels)
+    except (cv2.error, ValueError):  # pixels no picture can be made of
+        return None
+
+
+class PictureCache:
+    """The pictures of the last ``size`` photos asked for, by sha256, for callers that
+    compare the same products again and again (search results: search/grouping.py).
+    Safe to share between threads; a photo read twice at once is only wasted work."""
+
+    def __init__(self, read: ReadPicture, size: int) -> None:
+        self.read = read
+        self.size = size
+        self._pictures: OrderedDict[str, Picture | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, product: ProductData) -> Picture | None:
+        sha = product.image_sha256
+        with self._lock:
+            if sha in self._pictures:
+                self._pictures.move_to_end(sha)
+                return self._pictures[sha]
+        picture = picture_of(self.read, product)
+        with self._lock:
+            self._pictures[sha] = picture
+            while len(self._pictures) > self.size:
+                self._pictures.popitem(last=False)
+        return picture
+
+    def __len__(self) -> int:
+        return len(self._pictures)
+
+
+def judge(
+    a: ProductData,
+    b: ProductData,
+    picture: Callable[[ProductData], Picture | None],
+    verdicts: MutableMapping[tuple[str, str], bool],
+) -> bool | None:
+    """Whether two products' photos are the same picture: byte-identical images without a
+    look, a verdict ``verdicts`` knows (kept by the two sha256), else their pictures
+    compared (:func:`same_picture`) and the verdict kept. None when either photo cannot
+    be read."""
+    if a.image_sha256 == b.image_sha256:
+        return True
+    key = verdict_key(a, b)
+    same = verdicts.get(key)
+    if same is None:
+        x, y = picture(a), picture(b)
+        if x is None or y is None:
+            return None
+        same = verdicts[key] = same_picture(x, y)
+    return same
 
 
 class DuplicateFinder:
@@ -375,7 +460,7 @@ class DuplicateFinder:
             a, b = roots[pa.id], roots[pb.id]
             if sets.find(a) == sets.find(b):
                 continue  # a stronger link joined them already
-            key = _key(pa, pb)
+            key = verdict_key(pa, pb)
             same = self.verdicts.get(key)
             if same is None:
                 x = self._picture(pa, pictures, unreadable)
@@ -400,11 +485,7 @@ class DuplicateFinder:
         if sha in pictures:
             pictures.move_to_end(sha)
             return pictures[sha]
-        pixels = self.read(product)
-        try:
-            picture = None if pixels is None else Picture.of(pixels)
-        except (cv2.error, ValueError):  # pixels no picture can be made of
-            picture = None
+        picture = picture_of(self.read, product)
         if picture is None:
             unreadable.add(product.sku)
         pictures[sha] = picture
@@ -433,7 +514,7 @@ class DuplicateFinder:
         return groups
 
 
-def _key(a: ProductData, b: ProductData) -> tuple[str, str]:
+def verdict_key(a: ProductData, b: ProductData) -> tuple[str, str]:
     """A pair's verdict depends on the two images' bytes only."""
     x, y = a.image_sha256, b.image_sha256
     return (x, y) if x <= y else (y, x)

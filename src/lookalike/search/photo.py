@@ -33,7 +33,7 @@ from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
 from lookalike.matching.verify import Query, Verification, verify
 from lookalike.search.aspects import explain
 from lookalike.search.feedback import Refinement
-from lookalike.search.searcher import Filters, Match, Searcher, SearchHit
+from lookalike.search.searcher import Filters, Match, Searcher, SearchHit, fold
 from lookalike.store.catalog import CatalogStore, ProductData
 
 log = logging.getLogger(__name__)
@@ -168,16 +168,16 @@ class PhotoSearcher:
         # similar products when it is the first exact match.
         vectors = self.store.vectors(verified, self.model_version)
         out: list[SearchHit] = []
-        seen: set[str] = set()  # byte-identical images under other SKUs are shown once
+        # Byte-identical images under other SKUs are shown once: the first one's listings.
+        held: dict[str, int] = {}
         for pid in verified:
             product = products.get(pid)
-            if product is None or product.image_sha256 in seen or len(out) >= k:
+            if product is None or len(out) >= k:
                 continue
-            seen.add(product.image_sha256)
             own = vectors.get(pid)
             score = float(np.dot(query, own)) if own is not None else 0.0
             match: Match = "exact" if pid in exact else "similar"
-            out.append(SearchHit(product, score, match, checks[pid].inliers))
+            fold(out, held, SearchHit(product, score, match, checks[pid].inliers))
         anchor = vectors.get(exact[0]) if exact else None
         photo_ranked = len(out)  # the verified ones; the rest are ranked against the anchor
         if anchor is not None:
@@ -198,11 +198,8 @@ class PhotoSearcher:
         for hit in hits:
             if len(out) >= k:
                 break
-            if hit.product.image_sha256 in seen:
-                continue
-            seen.add(hit.product.image_sha256)
             check = checks.get(hit.product.id or -1)
-            out.append(replace(hit, inliers=check.inliers) if check is not None else hit)
+            fold(out, held, replace(hit, inliers=check.inliers) if check is not None else hit)
         return self._explained(out, vector, anchor, photo_ranked)
 
     def _explained(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -38,7 +38,9 @@ class SearchHit:
     this very product (``exact``, with the verification's inlier count) or a look-alike.
     ``inliers`` is None when the result was not verified. ``aspects`` (each aspect's
     similarity) and ``colours`` (the product's dominant colours, ``#rrggbb`` and share)
-    explain the result (search/aspects.py)."""
+    explain the result (search/aspects.py). ``listings``: other products with the same
+    photo, ranked lower and shown as part of this result (byte-identical images always;
+    near-duplicates when grouped: search/grouping.py)."""
 
     product: ProductData
     score: float
@@ -46,6 +48,14 @@ class SearchHit:
     inliers: int | None = None
     aspects: dict[str, float] | None = None
     colours: tuple[tuple[str, float], ...] = ()
+    listings: tuple[ProductData, ...] = ()
+
+    def with_listings(self, other: SearchHit) -> SearchHit:
+        """This result with ``other`` (and its listings) among its listings, each product
+        once."""
+        shown = {self.product.id, *(p.id for p in self.listings)}
+        new = [p for p in (other.product, *other.listings) if p.id not in shown]
+        return replace(self, listings=(*self.listings, *new)) if new else self
 
 
 class Searcher:
@@ -67,7 +77,8 @@ class Searcher:
     ) -> list[SearchHit]:
         """Top ``k`` distinct-looking products for one query vector.
 
-        Products with a byte-identical image are collapsed to the best-ranked one. If
+        Products with a byte-identical image are collapsed to the best-ranked one (the
+        others its ``listings``). If
         filters, exclusions or collapsing thin the list, the search widens until ``k``
         results are found or the candidates run out: never silently fewer. ``allowed``
         (the :meth:`allowed_ids` of ``filters``, when the caller has them already) saves
@@ -114,15 +125,25 @@ class Searcher:
         # Only real neighbours are scaled: a padding slot's score is the float minimum.
         valid = [(int(i), float(s) * scale) for i, s in zip(ids, scores, strict=True) if i >= 0]
         products = self.store.by_ids([i for i, _ in valid if i not in exclude_ids])
-        seen = set(exclude_sha256)
+        held: dict[str, int] = {}  # each image's result
         hits: list[SearchHit] = []
         for pid, score in valid:
             product = products.get(pid)
             # A product deleted after the index answered is skipped, not shown.
-            if product is None or product.image_sha256 in seen:
+            if product is None or product.image_sha256 in exclude_sha256:
                 continue
-            seen.add(product.image_sha256)
-            hits.append(SearchHit(product, score))
+            fold(hits, held, SearchHit(product, score))
             if len(hits) == k:
                 break
         return hits
+
+
+def fold(out: list[SearchHit], held: dict[str, int], hit: SearchHit) -> None:
+    """Append ``hit`` to ``out``, or, when a result there has its image (``held``: each
+    image's place in ``out``), add it to that result's listings."""
+    at = held.get(hit.product.image_sha256)
+    if at is None:
+        held[hit.product.image_sha256] = len(out)
+        out.append(hit)
+    else:
+        out[at] = out[at].with_listings(hit)

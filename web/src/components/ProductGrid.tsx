@@ -3,6 +3,7 @@ import type { SearchResult, Swatch } from "../lib/api";
 import { formatPrice } from "../lib/format";
 import type { Mark, Marks } from "../lib/marks";
 import { AspectBars, Swatches, WhyButton } from "./Aspects";
+import { Listings } from "./Listings";
 import { MarkButtons } from "./Marks";
 
 /** A product, and for a search result its score and match (the API's SearchResult). */
@@ -19,15 +20,16 @@ interface Props {
 }
 
 /** Responsive grid of product cards: thumbnail (lazy, fixed aspect: no layout shift),
- * title, price, category and, for search results, the similarity score, a bar per aspect
- * (shape, colour, texture), the product's colours, a "Why?" popover and an "Exact
- * match" badge on the product the photo shows; with ``marking``, thumb up / down buttons. */
+ * title, price, category and, for search results, the similarity score, the other
+ * listings of its photo ("3 listings of this photo", folded), a bar per aspect (shape,
+ * colour, texture), the product's colours, a "Why?" popover and an "Exact match" badge
+ * on the product the photo shows; with ``marking``, thumb up / down buttons. */
 export function ProductGrid({ items, empty, queryColours, queryName, marking }: Props) {
   if (items.length === 0) return <p className="empty">{empty}</p>;
   return (
     <ul className="grid" aria-label="Products">
       {items.map((item) => {
-        const { product, score, match, inliers, aspects, colours } = item;
+        const { product, score, match, inliers, aspects, colours, listings } = item;
         const name = product.title ?? product.sku;
         return (
           <li
@@ -36,6 +38,7 @@ export function ProductGrid({ items, empty, queryColours, queryName, marking }: 
             data-testid="product-card"
             data-category={product.category ?? ""}
             data-match={match ?? ""}
+            data-sku={product.sku}
           >
             {match === "exact" && (
               <span className="badge" title={`${inliers ?? 0} details of the photo match this product's image`}>
@@ -61,6 +64,7 @@ export function ProductGrid({ items, empty, queryColours, queryName, marking }: 
                 {(score * 100).toFixed(0)}% alike
               </span>
             )}
+            {listings && <Listings listings={listings} name={name} />}
             {aspects && <AspectBars aspects={aspects} />}
             {(Boolean(colours?.length) || score !== undefined || marking) && (
               <div className="card-foot">

@@ -76,6 +76,31 @@ describe("ProductGrid", () => {
     expect(screen.getAllByRole("link")[1]).toHaveAttribute("href", "/products/b%2F2");
   });
 
+  it("folds the other listings of a result's photo, to be opened and followed", async () => {
+    render(
+      <MemoryRouter>
+        <ProductGrid
+          items={[
+            { product: product("a1"), score: 0.9, listings: [product("a1-copy"), { ...product("a1/m"), price: null }] },
+            { product: product("b2"), score: 0.8, listings: [] },
+          ]}
+          empty="none"
+        />
+      </MemoryRouter>,
+    );
+    const [first, second] = screen.getAllByTestId("product-card");
+    expect(first).toHaveTextContent("3 listings of this photo");
+    expect(second).not.toHaveTextContent("listings");
+    const others = screen.getByRole("list", { name: "Other listings of this photo of Product a1" });
+    expect(others).not.toBeVisible(); // folded until asked
+    await userEvent.click(screen.getByText("3 listings of this photo"));
+    expect(others).toBeVisible();
+    const links = screen.getAllByTestId("listing").map((l) => l.querySelector("a"));
+    expect(links.map((a) => a?.getAttribute("href"))).toEqual(["/products/a1-copy", "/products/a1%2Fm"]);
+    expect(links[0]).toHaveTextContent("Product a1-copy");
+    expect(links[0]).toHaveTextContent("a1-copy");
+  });
+
   it("marks the exact match with a badge, and only it", () => {
     render(
       <MemoryRouter>

@@ -536,6 +536,12 @@ export interface components {
              * @default null
              */
             max_price?: number | null;
+            /**
+             * Group Listings
+             * @description Show the listings of one photo (near-duplicates under other SKUs) as one result, with the others in its listings, so that k results are k distinct photos; false: each near-duplicate is a result of its own (byte-identical images are one result either way)
+             * @default true
+             */
+            group_listings?: boolean;
         };
         /** SearchResponse */
         SearchResponse: {
@@ -572,6 +578,11 @@ export interface components {
              */
             colours?: components["schemas"]["Swatch"][];
             product: components["schemas"]["Product"];
+            /**
+             * Listings
+             * @description Other products with the same photo (byte-identical, or a re-encoded, resized, cropped, mirrored or recoloured copy), ranked lower: part of this result, not results of their own
+             */
+            listings?: components["schemas"]["Product"][];
         };
         /**
          * Swatch
@@ -637,6 +648,8 @@ export interface operations {
                     category?: string;
                     min_price?: number;
                     max_price?: number;
+                    /** @default true */
+                    group_listings?: boolean;
                     shape?: number;
                     colour?: number;
                     texture?: number;

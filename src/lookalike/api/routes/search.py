@@ -50,6 +50,7 @@ _FORM_SCHEMA = {
         "category": {"type": "string"},
         "min_price": {"type": "number", "minimum": 0},
         "max_price": {"type": "number", "minimum": 0},
+        "group_listings": {"type": "boolean", "default": True},
         **{
             aspect: {"type": "number", "minimum": MIN_WEIGHT, "maximum": MAX_WEIGHT}
             for aspect in ("shape", "colour", "texture")
@@ -105,7 +106,9 @@ async def search(request: Request, svc: Services = Depends(services)) -> Respons
     def find() -> list[SearchHit]:
         refinement = svc.engine.refinement(params.weights, params.feedback, session)
         photos = [PhotoQuery(q.features, q.zoom) for q in queries]
-        return svc.engine.search_photo(vector, photos, params.k, filters, session, refinement)
+        return svc.engine.search_photo(
+            vector, photos, params.k, filters, session, refinement, params.group_listings
+        )
 
     hits = await svc.run(find)
     svc.metrics.searches.labels("image").inc()
