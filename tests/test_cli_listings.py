@@ -62,3 +62,8 @@ def test_search_shows_copies_of_a_photo_as_one_result(
     assert group <= {r["sku"] for r in results} and all(r["listings"] == [] for r in results)
     code, out = run("search", query, "-k", "3", "--no-group-listings")
     assert code == 0 and "same photo" not in out, out
+
+    # "More like this" takes the same switch: ungrouped, the copy is a result of its own.
+    code, out = run("similar", rows[2]["id"], "-k", "2", "--json", "--no-group-listings")
+    assert code == 0, out
+    assert "copy-1" in {r["sku"] for r in json.loads(out)["results"]}

@@ -211,6 +211,14 @@ _MORE = typer.Option(
 _LESS = typer.Option(
     [], "--less", metavar="SKU", help="Less like this product; never shown (repeatable)."
 )
+_GROUP_LISTINGS = typer.Option(
+    True,
+    "--group-listings/--no-group-listings",
+    envvar="LOOKALIKE_GROUP_LISTINGS",
+    help="Show the listings of one photo (near-duplicates under other SKUs) as one "
+    "result, so that k results are k distinct photos; byte-identical images are one "
+    "result either way.",
+)
 
 
 def _weights(shape: float | None, colour: float | None, texture: float | None) -> AspectWeights:
@@ -302,14 +310,7 @@ def search(
         help="The photos are one query (one product from several sides, or 'things like "
         "these'): one answer instead of one per photo.",
     ),
-    group_listings: bool = typer.Option(
-        True,
-        "--group-listings/--no-group-listings",
-        envvar="LOOKALIKE_GROUP_LISTINGS",
-        help="Show the listings of one photo (near-duplicates under other SKUs) as one "
-        "result, so that k results are k distinct photos; byte-identical images are one "
-        "result either way.",
-    ),
+    group_listings: bool = _GROUP_LISTINGS,
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """Find the products that look most like each photo."""
@@ -347,13 +348,14 @@ def similar(
     texture: float | None = _TEXTURE,
     more: list[str] = _MORE,
     less: list[str] = _LESS,
+    group_listings: bool = _GROUP_LISTINGS,
     as_json: bool = typer.Option(False, "--json", envvar="LOOKALIKE_JSON"),
 ) -> None:
     """More like this: products that look like a catalog product (itself excluded)."""
     weights = _weights(shape, colour, texture)
     with _engine() as engine, _aspect_errors():
         feedback = Feedback(tuple(more), tuple(less))
-        hits = engine.similar(sku, k, Filters(category), weights, feedback)
+        hits = engine.similar(sku, k, Filters(category), weights, feedback, group_listings)
     if as_json:
         print(json.dumps({"sku": sku, "results": [_hit_json(h) for h in hits]}))
     else:

@@ -101,3 +101,18 @@ def test_grouping_can_be_turned_off_in_a_form_and_in_json(
         assert len({rows[1]["id"], *COPIES} & shown) == expect
     r = client.post("/api/v1/search", json={"query_id": query_id, "group_listings": "maybe"})
     assert r.status_code == 422
+
+
+def test_more_like_this_groups_the_copies_unless_asked_not_to(
+    copied: tuple[TestClient, list[dict[str, str]]],
+) -> None:
+    client, rows = copied
+    url = f"/api/v1/products/{rows[1]['id']}/similar"
+    grouped = client.get(url, params={"k": 4})
+    assert grouped.status_code == 200, grouped.text
+    first = grouped.json()[0]  # the product's own edited copies: one result
+    assert {first["product"]["sku"], *(p["sku"] for p in first["listings"])} == COPIES
+    apart = client.get(url, params={"k": 4, "group_listings": "false"})
+    assert apart.status_code == 200, apart.text
+    assert {r["product"]["sku"] for r in apart.json()} >= COPIES
+    assert client.get(url, params={"group_listings": "maybe"}).status_code == 422

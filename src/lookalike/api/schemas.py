@@ -168,6 +168,13 @@ class RefineParams(AspectParams):
         description='SKUs marked "less like this": results move away from them, and they '
         "are not shown again",
     )
+    group_listings: bool = Field(
+        True,
+        description="Show the listings of one photo (near-duplicates under other SKUs) as "
+        "one result, with the others in its listings, so that k results are k distinct "
+        "photos; false: each near-duplicate is a result of its own (byte-identical images "
+        "are one result either way)",
+    )
 
     @model_validator(mode="after")
     def _few_marks(self) -> RefineParams:
@@ -220,13 +227,6 @@ class SearchRequest(RefineParams):
     category: str | None = Field(None, max_length=MAX_LENGTH["category"])
     min_price: float | None = Field(None, ge=0)
     max_price: float | None = Field(None, ge=0)
-    group_listings: bool = Field(
-        True,
-        description="Show the listings of one photo (near-duplicates under other SKUs) as "
-        "one result, with the others in its listings, so that k results are k distinct "
-        "photos; false: each near-duplicate is a result of its own (byte-identical images "
-        "are one result either way)",
-    )
 
 
 class QueryInfo(BaseModel):

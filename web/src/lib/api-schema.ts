@@ -494,6 +494,12 @@ export interface components {
              */
             negative?: string[];
             /**
+             * Group Listings
+             * @description Show the listings of one photo (near-duplicates under other SKUs) as one result, with the others in its listings, so that k results are k distinct photos; false: each near-duplicate is a result of its own (byte-identical images are one result either way)
+             * @default true
+             */
+            group_listings?: boolean;
+            /**
              * Image Url
              * @default null
              */
@@ -536,12 +542,6 @@ export interface components {
              * @default null
              */
             max_price?: number | null;
-            /**
-             * Group Listings
-             * @description Show the listings of one photo (near-duplicates under other SKUs) as one result, with the others in its listings, so that k results are k distinct photos; false: each near-duplicate is a result of its own (byte-identical images are one result either way)
-             * @default true
-             */
-            group_listings?: boolean;
         };
         /** SearchResponse */
         SearchResponse: {
@@ -835,6 +835,8 @@ export interface operations {
                 positive?: string[];
                 /** @description SKUs marked "less like this": results move away from them, and they are not shown again */
                 negative?: string[];
+                /** @description Show the listings of one photo (near-duplicates under other SKUs) as one result, with the others in its listings, so that k results are k distinct photos; false: each near-duplicate is a result of its own (byte-identical images are one result either way) */
+                group_listings?: boolean;
                 k?: number;
                 category?: string | null;
             };

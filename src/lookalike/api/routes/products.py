@@ -69,7 +69,9 @@ async def similar(
     def find() -> list[SearchHit]:
         svc.engine.refresh_if_stale(svc.settings.change_check_ms / 1000)
         filters = Filters(params.category)
-        return svc.engine.similar(sku, params.k, filters, params.weights, params.feedback)
+        return svc.engine.similar(
+            sku, params.k, filters, params.weights, params.feedback, params.group_listings
+        )
 
     hits = await svc.run(find)
     svc.metrics.searches.labels("similar").inc()
