@@ -108,15 +108,19 @@ def test_ray_ingest_matches_local_ingest(
 
 
 def test_workers_run_on_the_worker_node_without_torch(
-    cluster: LocalRayCluster, catalog: Path, settings: Settings
+    cluster: LocalRayCluster, catalog: Path, settings: Settings, database_url: str
 ) -> None:
+    """On SQLite and on PostgreSQL: Ray embeds, the store and index path is the same."""
+    settings = settings.model_copy(update={"database_url": database_url})
     engine = Engine(settings)
     with RayEmbedding(cluster.address, settings, workers=2, batch_size=8) as ray_embed:
         summary = engine.ingest(read_catalog(catalog).records, embed=ray_embed)
         info = ray_embed.worker_info
     assert summary.added == 30 and summary.embedded == 30
+    assert [f.sku for f in summary.failed] == ["broken"]
     assert len({w["pid"] for w in info}) == 2
     assert not any(w["torch"] for w in info)  # the ONNX runtime path, no PyTorch
+    assert engine.check_index()["consistent"] and len(engine.index) == 30
     engine.close()
 
 
