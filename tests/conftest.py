@@ -89,6 +89,21 @@ def write_catalog(
     return path
 
 
+def append_copies(catalog: Path, photo: Path) -> set[str]:
+    """Append a mirrored and a re-encoded (JPEG quality 40) copy of ``photo`` to a CSV
+    catalog under SKUs copy-mirror and copy-jpeg, written beside the catalog; their SKUs."""
+    from PIL import Image, ImageOps
+
+    with Image.open(photo) as opened:
+        rgb = opened.convert("RGB")
+    ImageOps.mirror(rgb).save(catalog.parent / "mirror.jpg", quality=90)
+    rgb.save(catalog.parent / "jpeg.jpg", quality=40)
+    with catalog.open("a") as f:
+        for kind in ("mirror", "jpeg"):
+            f.write(f"copy-{kind},{catalog.parent / f'{kind}.jpg'},A {kind} copy,,,,\n")
+    return {"copy-mirror", "copy-jpeg"}
+
+
 @pytest.fixture
 def slice_catalog(tmp_path: Path, dataset: Path, dataset_rows: list[dict[str, str]]) -> Path:
     """A CSV catalog of the 200-image slice."""

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageOps
 
 from lookalike.api.app import create_app
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import read_catalog
-from tests.conftest import write_catalog
+from tests.conftest import append_copies, write_catalog
 
 pytestmark = pytest.mark.dataset
 COPIES = {"copy-mirror", "copy-jpeg"}
@@ -34,13 +33,7 @@ def copied(
     home = tmp_path_factory.mktemp("grouping-api")
     rows = dataset_rows[:10]
     catalog = write_catalog(home / "catalog.csv", dataset, rows)
-    with Image.open(dataset / rows[1]["file"]) as photo:
-        rgb = photo.convert("RGB")
-    ImageOps.mirror(rgb).save(home / "mirror.jpg", quality=90)
-    rgb.save(home / "jpeg.jpg", quality=40)
-    with catalog.open("a") as f:
-        for kind in ("mirror", "jpeg"):
-            f.write(f"copy-{kind},{home / f'{kind}.jpg'},A {kind} copy,,,,\n")
+    assert append_copies(catalog, dataset / rows[1]["file"]) == COPIES
     settings = Settings(home=home, model_cache=model_cache, _env_file=None)
     engine = Engine(settings)
     engine.ingest(read_catalog(catalog).records)

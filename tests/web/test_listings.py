@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from PIL import Image, ImageOps
 
-from tests.conftest import write_catalog
+from tests.conftest import append_copies, write_catalog
 from tests.web.conftest import catalog_server, shot
 
 if TYPE_CHECKING:
@@ -30,13 +29,7 @@ def server(
     home = tmp_path_factory.mktemp("listings-home")
     rows = dataset_rows[:8]
     catalog = write_catalog(home / "catalog.csv", dataset, rows)
-    with Image.open(dataset / rows[1]["file"]) as photo:
-        rgb = photo.convert("RGB")
-    ImageOps.mirror(rgb).save(home / "mirror.jpg", quality=90)
-    rgb.save(home / "jpeg.jpg", quality=40)
-    with catalog.open("a") as f:
-        for kind in ("mirror", "jpeg"):
-            f.write(f"copy-{kind},{home / f'{kind}.jpg'},A {kind} copy,,,,\n")
+    append_copies(catalog, dataset / rows[1]["file"])
     with catalog_server(home, model_cache, catalog) as base:
         yield base
 
