@@ -13,7 +13,17 @@ from lookalike.evaluation.queries import QueryOutcome, read_queries, summarise
 def _o(sku: str, group: str, rank: int | None, exact: list[str], in_catalog: bool = True,
        cats: list[bool] | None = None) -> QueryOutcome:  # fmt: skip
     return QueryOutcome(
-        f"{sku}.jpg", sku, group, in_catalog, rank, None, None, exact, cats or [], seconds=0.1
+        f"{sku}.jpg",
+        sku,
+        group,
+        in_catalog,
+        rank,
+        None,
+        None,
+        exact,
+        exact[:1],
+        cats or [],
+        seconds=0.1,
     )
 
 
@@ -47,3 +57,14 @@ def test_query_files(tmp_path: Path) -> None:
         read_queries(tmp_path / "empty.csv")
     with pytest.raises(CatalogFileError):
         read_queries(tmp_path / "missing.csv")
+
+
+def test_a_listing_of_the_first_exact_result_is_a_right_claim() -> None:
+    """The photographed product shown as a listing (the same photo under another SKU) of
+    the first, exact result: found first, and the exact claim is right."""
+    listed = QueryOutcome("a.jpg", "a", "", True, 1, "a-copy", "exact", ["a-copy", "a"],
+                          ["a-copy", "a"], [True])  # fmt: skip
+    wrong = QueryOutcome("b.jpg", "b", "", True, None, "x", "exact", ["x", "x-copy"],
+                         ["x", "x-copy"], [False])  # fmt: skip
+    r = summarise([listed, wrong])
+    assert r["exact"] == {"claimed": 2, "precision": 0.5, "recall": 0.5}

@@ -17,6 +17,7 @@ from skimage import data as samples
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
+from lookalike.evaluation.queries import PhotoQuery, evaluate_queries
 from lookalike.index.vector_index import VectorIndex
 from lookalike.ingest.readers import CatalogRecord
 from lookalike.search.duplicates import Picture, PictureCache
@@ -288,3 +289,16 @@ def test_more_like_this_groups_the_products_own_copies(
     assert "copy-bytes" not in _all_skus(hits)
     ungrouped = engine.similar(skus[0], 6, group=False)
     assert {"copy-mirror", "copy-jpeg"} <= {h.product.sku for h in ungrouped}
+
+
+@pytest.mark.dataset
+def test_evaluation_counts_a_listing_of_the_first_result_as_found(
+    dev_engine: tuple[Engine, list[str], Path], tmp_path: Path
+) -> None:
+    """``lookalike evaluate``: a photo of a product whose copy leads the group (the
+    mirrored copy searched, the original expected) is found first."""
+    engine, skus, mirrored = dev_engine
+    report = evaluate_queries(engine, [PhotoQuery(mirrored, skus[0])], tmp_path / "report")
+    (outcome,) = report["queries"]
+    assert outcome["top"] != skus[0]  # the copy leads ...
+    assert outcome["rank"] == 1  # ... and the original, one of its listings, is found

@@ -51,7 +51,8 @@ class QueryOutcome:
     rank: int | None  # 1-based rank of the expected SKU, None if not in the results
     top: str | None
     top_match: str | None
-    exact_skus: list[str] = field(default_factory=list)
+    exact_skus: list[str] = field(default_factory=list)  # exact results and their listings
+    first_exact: list[str] = field(default_factory=list)  # the first one and its listings
     category_hits: list[bool] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
@@ -103,6 +104,11 @@ def evaluate_queries(
         (result,) = engine.search_files([q.image], k)
         seconds = time.perf_counter() - start
         skus = [h.product.sku for h in result.hits]
+        # A result stands for its listings too (the same photo under other SKUs): the
+        # photographed product found as a listing of the first result is found first.
+        listed = [[h.product.sku, *(p.sku for p in h.listings)] for h in result.hits]
+        rank = next((i + 1 for i, group in enumerate(listed) if q.sku in group), None)
+        exact = [group for h, group in zip(result.hits, listed, strict=True) if h.match == "exact"]
         expected_category = q.category or (catalog[q.sku].category if q.sku in catalog else None)
         outcomes.append(
             QueryOutcome(
@@ -110,10 +116,11 @@ def evaluate_queries(
                 q.sku,
                 q.group,
                 q.sku in catalog,
-                skus.index(q.sku) + 1 if q.sku in skus else None,
+                rank,
                 skus[0] if skus else None,
                 result.hits[0].match if result.hits else None,
-                [h.product.sku for h in result.hits if h.match == "exact"],
+                [sku for group in exact for sku in group],
+                exact[0] if exact else [],
                 [h.product.category == expected_category for h in result.hits]
                 if expected_category
                 else [],
@@ -150,7 +157,7 @@ def summarise(outcomes: list[QueryOutcome], k: int = 10) -> dict[str, Any]:
     claimed = [o for o in known if o.exact_skus]
     report["exact"] = {
         "claimed": len(claimed),
-        "precision": _share(o.exact_skus[0] == o.sku for o in claimed),
+        "precision": _share(o.sku in o.first_exact for o in claimed),
         "recall": _share(o.sku in o.exact_skus for o in known),
     }
     report["open_set"] = {
