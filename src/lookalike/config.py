@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         20_000, ge=0, description="Catalogs up to this size use exact search; larger ones IVF"
     )
     ann_target_recall: float = Field(0.95, gt=0.0, le=1.0)
+    faiss_kind: Literal["ivf", "ivfpq"] = Field(
+        "ivf",
+        description="FAISS kind past exact_search_max: ivf or ivfpq (compressed, docs/indexes.md)",
+    )
     index_backend: Literal["faiss", "annoy", "milvus"] = Field(
         "faiss", description="Product index: faiss (default), annoy or milvus (docs/indexes.md)"
     )
@@ -107,6 +111,11 @@ class Settings(BaseSettings):
     zoom: bool = Field(
         True,
         description="When nothing matches a whole photo, look again at its centre in finer detail",
+    )
+    zoom_corners: bool = Field(
+        False,
+        description="The second look goes on to the photo's four corners when its centre "
+        "matches nothing either",
     )
     vote_weight: float = Field(
         0.5,

@@ -42,8 +42,10 @@ def _backend(name: str, home: Path, **extra: object) -> IndexBackend:
     )
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "faiss-ivfpq"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> IndexBackend:
+    if request.param == "faiss-ivfpq":  # the compressed kind, even for a few hundred products
+        return _backend("faiss", tmp_path / "home", faiss_kind="ivfpq", exact_search_max=0)
     return _backend(request.param, tmp_path / "home")
 
 
@@ -112,7 +114,7 @@ def test_exhaustive_search_serves_a_query_from_another_geometry(backend: IndexBa
     exhaustively, it finds the exact top 10."""
     x = _clustered(3000, seed=5)
     ids = np.arange(3000, dtype=np.int64)
-    index = backend.build(ids, x, "m1", DIM, "ivf" if backend.name == "faiss" else None)
+    index = backend.build(ids, x, "m1", DIM, getattr(backend, "approximate", None))
     rng = np.random.default_rng(6)
     queries = np.zeros((20, DIM), np.float32)
     queries[:, -6:] = rng.normal(size=(20, 6))  # only the last 6 of 32 dimensions count

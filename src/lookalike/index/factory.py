@@ -24,4 +24,4 @@ def create_backend(settings: Settings) -> IndexBackend:
         )
     from lookalike.index.vector_index import FaissBackend
 
-    return FaissBackend(settings.exact_search_max, settings.ann_target_recall)
+    return FaissBackend(settings.exact_search_max, settings.ann_target_recall, settings.faiss_kind)

@@ -2,8 +2,11 @@
 
 Small catalogs get exact search (flat inner product). Past ``exact_max`` vectors an IVF
 index is trained, and its ``nprobe`` is the smallest that reaches the target recall@10
-against exact search on a sample of the catalog itself (autofaiss-style tuning).
-Both kinds support adding and removing single products without a rebuild.
+against exact search on a sample of the catalog itself (autofaiss-style tuning). The IVF
+lists hold the vectors themselves (``ivf``) or, for the compressed kind (``ivfpq``, see
+:mod:`lookalike.index.compressed`), PQ codes whose candidates are re-ranked on exact
+vectors kept in a memory-mapped file. Every kind supports adding and removing single
+products without a rebuild.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import faiss
 import numpy as np
@@ -27,15 +30,27 @@ import numpy as np
 from lookalike.index.base import (
     MANIFEST_FILE,
     RECALL_K,
+    SCAN_ROWS,
     IndexManifest,
     NoIndexError,
     ProductIndex,
     exact_neighbors,
+    isin_sorted,
     recall,
     recall_sample,
 )
+from lookalike.index.compressed import (
+    PQ_MIN_PRODUCTS,
+    RERANK_DEPTHS,
+    RERANK_FILE,
+    CompressedManifest,
+    RerankStore,
+    new_ivfpq,
+    pq_bytes,
+)
 
-FaissKind = Literal["flat", "ivf"]
+FaissKind = Literal["flat", "ivf", "ivfpq"]
+AnnKind = Literal["ivf", "ivfpq"]  # what a catalog past exact_max gets
 
 # Queries run one at a time on one thread: FAISS's OpenMP threads keep spinning after a
 # parallel search and steal the CPU from the model's next inference (measured: photo ->
@@ -77,10 +92,19 @@ def ids_checksum(ids: np.ndarray) -> str:
 class VectorIndex:
     """Thread-safe wrapper: searches run concurrently, writes take the lock."""
 
-    def __init__(self, index: faiss.Index, manifest: IndexManifest, ids: np.ndarray) -> None:
+    def __init__(
+        self,
+        index: faiss.Index,
+        manifest: IndexManifest,
+        ids: np.ndarray,
+        rerank: RerankStore | None = None,
+    ) -> None:
         self.index = index
         self.manifest = manifest
-        self._ids = set(ids.tolist())
+        # Sorted, not a set: a set of 1M Python ints takes 66 MB (66 bytes a product, a
+        # third of what the compressed kind holds); this takes 8 bytes a product.
+        self._ids = np.sort(np.asarray(ids, dtype=np.int64))
+        self._rerank = rerank  # the compressed kind's exact vectors
         self._lock = threading.RLock()
 
     # ---- construction ------------------------------------------------------------------
@@ -96,11 +120,14 @@ class VectorIndex:
         exact_max: int = 20_000,
         target_recall: float = 0.95,
         kind: FaissKind | None = None,
+        approximate: AnnKind = "ivf",
     ) -> VectorIndex:
-        """Build the index kind that suits ``len(ids)`` (or the one asked for).
-        ``dim`` is needed when there are no vectors yet."""
+        """Build the kind asked for, or :func:`auto_kind`'s for ``len(ids)``. ``dim`` is
+        needed when there are no vectors yet. ``vectors`` may be float16: FAISS gets them
+        as float32 a chunk at a time."""
+        kind = kind or auto_kind(len(ids), exact_max, approximate)
         with all_build_threads():
-            return cls._build(ids, vectors, model_version, dim, exact_max, target_recall, kind)
+            return cls._build(ids, vectors, model_version, dim, target_recall, kind)
 
     @classmethod
     def _build(
@@ -109,59 +136,76 @@ class VectorIndex:
         vectors: np.ndarray,
         model_version: str,
         dim: int | None,
-        exact_max: int,
         target_recall: float,
-        kind: FaissKind | None,
+        kind: FaissKind,
     ) -> VectorIndex:
         n = len(ids)
         dim = dim or int(vectors.shape[1])
-        kind = kind or ("flat" if n <= exact_max else "ivf")
-        assert kind in ("flat", "ivf"), kind
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        manifest = IndexManifest(model_version, kind, dim, n, ids_checksum(ids))
+        manifest_type = CompressedManifest if kind == "ivfpq" else IndexManifest
+        manifest = manifest_type(model_version, kind, dim, n, ids_checksum(ids))
         if kind == "flat":
             index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-            if n:
-                index.add_with_ids(vectors, ids)
             built = cls(index, manifest, ids)
         else:
+            if kind == "ivfpq" and n < PQ_MIN_PRODUCTS:
+                raise ValueError(
+                    f"an ivfpq index needs {PQ_MIN_PRODUCTS} products to train, not {n}"
+                )
             nlist = suggested_nlist(n)
-            quantizer = faiss.IndexFlatIP(dim)
-            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rerank = None
+            if isinstance(manifest, CompressedManifest):
+                index = new_ivfpq(dim, nlist)
+                manifest.pq_bytes = pq_bytes(dim)
+                rerank = RerankStore.from_vectors(ids, vectors)
+            else:
+                index = faiss.IndexIVFFlat(
+                    faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT
+                )
             # 40 points per list is what k-means needs (FAISS warns below 39); a dozen
             # iterations is enough for a coarse quantizer and keeps 1M-vector builds short.
-            ivf.cp.niter = 12
+            faiss.extract_index_ivf(index).cp.niter = 12
             rng = np.random.default_rng(0)
-            sample = vectors[rng.choice(n, size=min(n, nlist * 40), replace=False)]
-            ivf.train(sample)
-            ivf.add_with_ids(vectors, ids)
+            pick = rng.choice(n, size=min(n, nlist * 40), replace=False)
+            index.train(np.asarray(vectors[pick], dtype=np.float32))
             manifest.nlist = nlist
-            built = cls(ivf, manifest, ids)
+            built = cls(index, manifest, ids, rerank)
+        _add_in_chunks(index, ids, vectors)
+        if kind != "flat":
             built.tune_nprobe(vectors, ids, target_recall)
         manifest.built_at = datetime.now(UTC).isoformat(timespec="seconds")
         return built
 
     def tune_nprobe(self, vectors: np.ndarray, ids: np.ndarray, target: float) -> None:
-        """Smallest power-of-two nprobe whose recall@10 against exact search reaches
-        ``target`` on catalog vectors used as queries (their own id left out)."""
+        """Smallest power-of-two nprobe (``ivfpq``: with the smallest re-rank depth at
+        it) whose recall@10 against exact search reaches ``target`` on catalog vectors
+        used as queries (their own id left out)."""
         ivf = faiss.extract_index_ivf(self.index)
         queries, qids = recall_sample(vectors, ids)
+        queries = queries.astype(np.float32)
         truth = exact_neighbors(vectors, ids, queries, qids)
+        compressed = self.manifest if isinstance(self.manifest, CompressedManifest) else None
         nprobe = 1
         while True:
             self.manifest.nprobe = nprobe
-            reached = recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+            for depth in RERANK_DEPTHS if compressed else (0,):
+                if compressed:
+                    compressed.rerank_depth = depth
+                reached = recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+                if reached >= target:
+                    break
             if reached >= target or nprobe >= ivf.nlist:
                 break
             nprobe = min(nprobe * 2, ivf.nlist)
         self.manifest.recall_at_10 = round(reached, 4)
 
     def measure_recall(self, vectors: np.ndarray, ids: np.ndarray) -> float:
-        """Recall@10 of this index against exact search (1.0 for a flat index)."""
+        """Recall@10 of this index (its whole search: for ``ivfpq``, codes then re-rank)
+        against exact search (1.0 for a flat index)."""
         if self.manifest.kind == "flat":
             return 1.0
         queries, qids = recall_sample(vectors, ids)
+        queries = queries.astype(np.float32)
         with all_build_threads():
             truth = exact_neighbors(vectors, ids, queries, qids)
             return recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
@@ -172,7 +216,7 @@ class VectorIndex:
         return int(self.index.ntotal)
 
     def __contains__(self, product_id: int) -> bool:
-        return product_id in self._ids
+        return bool(isin_sorted(self._ids, np.array([product_id]))[0])
 
     def search(
         self,
@@ -184,31 +228,36 @@ class VectorIndex:
         """Top-``k`` (scores, ids) per query; ``-1`` ids pad rows with fewer results.
 
         With ``allowed`` ids only those are searched (inside FAISS, so k results come back
-        whenever k allowed products exist; an IVF index widens to all lists if needed).
+        whenever k allowed products exist; an IVF index widens to all lists, ``ivfpq`` to
+        an exact scan of the allowed products, if needed). ``exhaustive`` scores every
+        product: all IVF lists, or for ``ivfpq`` every exact vector.
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if allowed is None:
             return self._search_raw(q, k, exhaustive=exhaustive)
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = self._search_raw(q, k, selector, exhaustive)
-        if self.manifest.kind == "ivf" and not exhaustive:
+        allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+        scores, ids = self._search_raw(q, k, allowed, exhaustive)
+        if self.manifest.kind != "flat" and not exhaustive:
             want = min(k, len(allowed))
             if int((ids >= 0).sum(axis=1).min()) < want:
-                scores, ids = self._search_raw(q, k, selector, exhaustive=True)
+                scores, ids = self._search_raw(q, k, allowed, exhaustive=True)
         return scores, ids
 
     def _search_raw(
         self,
         q: np.ndarray,
         k: int,
-        selector: faiss.IDSelector | None = None,
+        allowed: np.ndarray | None = None,
         exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, max(1, len(self))))
         one_query_thread()
         with self._lock:
+            if self._rerank is not None and exhaustive:
+                return self._rerank.scan(q, k, allowed)  # codes rank approximately
+            selector = None if allowed is None else faiss.IDSelectorBatch(allowed)
             params: faiss.SearchParameters | None = None
-            if self.manifest.kind == "ivf":
+            if self.manifest.kind != "flat":
                 ivf_params = faiss.SearchParametersIVF()
                 ivf_params.nprobe = self.manifest.nlist if exhaustive else self.manifest.nprobe
                 params = ivf_params
@@ -216,8 +265,12 @@ class VectorIndex:
                 params = faiss.SearchParameters()
             if params is not None and selector is not None:
                 params.sel = selector
-            scores, ids = self.index.search(q, k, params=params)
-            return scores, ids
+            if self._rerank is None:
+                scores, ids = self.index.search(q, k, params=params)
+                return scores, ids
+            depth = cast(CompressedManifest, self.manifest).rerank_depth
+            _, candidates = self.index.search(q, k * depth, params=params)
+            return self._rerank.rerank(q, candidates, k)
 
     # ---- updates -----------------------------------------------------------------------
 
@@ -228,49 +281,67 @@ class VectorIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         with self._lock:
             self.remove(ids)
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-            self._ids.update(ids.tolist())
+            _add_in_chunks(self.index, ids, vectors)
+            if self._rerank is not None:
+                self._rerank.add(ids, vectors)
+            self._ids = insert_sorted(self._ids, ids)
             self._refresh_manifest()
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove products; returns how many were in the index."""
-        present = np.array([i for i in ids.tolist() if i in self._ids], dtype=np.int64)
-        if len(present) == 0:
-            return 0
+        ids = np.asarray(ids, dtype=np.int64)
         with self._lock:
+            present = np.unique(ids[isin_sorted(self._ids, ids)])
+            if len(present) == 0:
+                return 0
             removed = int(self.index.remove_ids(faiss.IDSelectorBatch(present)))
-            self._ids.difference_update(present.tolist())
+            if self._rerank is not None:
+                self._rerank.discard(present)
+            self._ids = np.delete(self._ids, np.searchsorted(self._ids, present))
             self._refresh_manifest()
             return removed
 
     def _refresh_manifest(self) -> None:
-        ids = np.fromiter(self._ids, dtype=np.int64, count=len(self._ids))
-        self.manifest.count = len(ids)
-        self.manifest.ids_sha256 = ids_checksum(ids)
+        self.manifest.count = len(self._ids)
+        self.manifest.ids_sha256 = ids_checksum(self._ids)
 
     # ---- persistence -------------------------------------------------------------------
 
     def save(self, folder: Path) -> None:
-        """Write the index, then the manifest holding the index file's checksum; each by
-        write-then-rename, so a crash leaves either the old pair or a detectable mismatch."""
+        """Write the index (and the compressed kind's re-rank files), then the manifest
+        holding their checksums; each by write-then-rename, so a crash leaves either the
+        old set or a detectable mismatch."""
         folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
+            rerank = None
+            if self._rerank is not None:
+                assert isinstance(self.manifest, CompressedManifest)
+                rerank = self._rerank.save(folder, self.manifest)
             data = faiss.serialize_index(self.index).tobytes()
             self.manifest.file_sha256 = hashlib.sha256(data).hexdigest()
             manifest = json.dumps(asdict(self.manifest), indent=2).encode()
+        if rerank is not None:
+            atomic_write(folder / RERANK_FILE, rerank)
         atomic_write(folder / INDEX_FILE, data)
         atomic_write(folder / MANIFEST_FILE, manifest)
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
-        """Load a saved index; raises ValueError if the pair is incomplete or corrupt
-        (NoIndexError if there is none)."""
+        """Load a saved index; raises ValueError if the set of files is incomplete or
+        corrupt (NoIndexError if there is none)."""
         if not (folder / MANIFEST_FILE).exists():
             raise NoIndexError(f"no index in {folder}")
         try:
-            manifest = IndexManifest(**json.loads((folder / MANIFEST_FILE).read_text()))
+            saved = json.loads((folder / MANIFEST_FILE).read_text())
+            kind = saved.get("kind")
+            manifest = (CompressedManifest if kind == "ivfpq" else IndexManifest)(**saved)
             data = (folder / INDEX_FILE).read_bytes()
-        except (OSError, ValueError, TypeError) as exc:
+            rerank = (
+                RerankStore.load(folder, manifest)
+                if isinstance(manifest, CompressedManifest)
+                else None
+            )
+        except (OSError, TypeError, KeyError) as exc:
             raise ValueError(f"no usable index in {folder}: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != manifest.file_sha256:
             raise ValueError(f"index file in {folder} does not match its manifest")
@@ -280,18 +351,22 @@ class VectorIndex:
             ids = faiss.vector_to_array(id_map.id_map)
         else:
             ids = _ivf_ids(faiss.extract_index_ivf(index))
-        return cls(index, manifest, ids.astype(np.int64))
+        return cls(index, manifest, ids.astype(np.int64), rerank)
 
 
 class FaissBackend:
     """The default backend: in-process FAISS, exact (flat) up to ``exact_max`` products,
-    IVF past it, saved next to the database (``HOME/index/<model version>/``)."""
+    IVF (or, with ``approximate="ivfpq"``, compressed IVF-PQ) past it, saved next to the
+    database (``HOME/index/<model version>/``)."""
 
     name = "faiss"
 
-    def __init__(self, exact_max: int = 20_000, target_recall: float = 0.95) -> None:
+    def __init__(
+        self, exact_max: int = 20_000, target_recall: float = 0.95, approximate: AnnKind = "ivf"
+    ) -> None:
         self.exact_max = exact_max
         self.target_recall = target_recall
+        self.approximate: AnnKind = approximate
 
     def build(
         self,
@@ -301,9 +376,9 @@ class FaissBackend:
         dim: int,
         kind: str | None = None,
     ) -> VectorIndex:
-        """A flat or IVF index (``kind``, or by catalog size)."""
-        if kind not in (None, "flat", "ivf"):
-            raise ValueError(f"the faiss backend builds flat or ivf indexes, not {kind}")
+        """A flat, IVF or IVF-PQ index (``kind``, or by catalog size)."""
+        if kind not in (None, *get_args(FaissKind)):
+            raise ValueError(f"the faiss backend builds flat, ivf or ivfpq indexes, not {kind}")
         return VectorIndex.build(
             ids,
             vectors,
@@ -312,21 +387,42 @@ class FaissBackend:
             exact_max=self.exact_max,
             target_recall=self.target_recall,
             kind=cast(FaissKind | None, kind),
+            approximate=self.approximate,
         )
 
     def load(self, folder: Path, model_version: str, dim: int) -> VectorIndex:
-        """The index saved in ``folder`` (checked against the manifest's checksum)."""
+        """The index saved in ``folder`` (checked against the manifest's checksums)."""
         return VectorIndex.load(folder)
 
     def outgrown(self, index: ProductIndex) -> bool:
         """A catalog that outgrew exact search (or shrank back) gets the other kind."""
-        kind = index.manifest.kind
-        wanted = "flat" if len(index) <= self.exact_max else "ivf"
+        n, exact = len(index), index.manifest.kind == "flat"
+        wanted_exact = auto_kind(n, self.exact_max, self.approximate) == "flat"
         # Hysteresis: switch kinds only well past the threshold, not at every product.
-        return wanted != kind and (
-            (wanted == "ivf" and len(index) > 1.5 * self.exact_max)
-            or (wanted == "flat" and len(index) < 0.5 * self.exact_max)
+        return exact != wanted_exact and (
+            n > 1.5 * self.exact_max if exact else n < 0.5 * self.exact_max
         )
+
+
+def auto_kind(n: int, exact_max: int, approximate: AnnKind) -> FaissKind:
+    """Flat up to ``exact_max`` products (and, for ``ivfpq``, below the 256 its codebooks
+    need to train), else ``approximate``."""
+    if n <= exact_max or (approximate == "ivfpq" and n < PQ_MIN_PRODUCTS):
+        return "flat"
+    return approximate
+
+
+def _add_in_chunks(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
+    """Add as float32 a chunk at a time (``vectors`` may be float16)."""
+    for start in range(0, len(ids), SCAN_ROWS):
+        chunk = np.ascontiguousarray(vectors[start : start + SCAN_ROWS], dtype=np.float32)
+        index.add_with_ids(chunk, ids[start : start + SCAN_ROWS])
+
+
+def insert_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``sorted_ids`` with ``ids`` (none of them in it) inserted in order."""
+    ids = np.sort(ids)
+    return np.insert(sorted_ids, np.searchsorted(sorted_ids, ids), ids)
 
 
 def suggested_nlist(n: int) -> int:
