@@ -17,8 +17,9 @@
    on its longer side (the product small or far away: verification mostly fails), ranked
    with the photo's local votes (the default) and by cosine alone (``vote_weight`` 0).
 6. ``--shelf-photos``: the closed set again with every photo shrunk to a third of a
-   1,280 px frame full of other products' (mirrored) photos, with and without the second
-   look at the photo's centre (``zoom``).
+   1,280 px frame full of other products' (mirrored) photos, in the middle and near a
+   corner, with and without the second look at the photo's centre and corners (``zoom``,
+   ``zoom_corners``).
 
 The reports (with failure grids of the photos: local only, never committed) go to
 ``reports/smvs/<step>/``. ``--no-local`` runs the same protocol with local features off
@@ -161,10 +162,11 @@ def small_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> di
     return results
 
 
-def shelf_photo(photo: Path, clutter: list[Path], out: Path) -> Path:
+def shelf_photo(photo: Path, clutter: list[Path], out: Path, corner: int | None = None) -> Path:
     """A 1,280 x 960 "shelf": the phone photo shrunk to a third of the width near the
-    middle, among twelve mirrored photos of other products (mirrored, so that SIFT cannot
-    match them to their catalog images: clutter, not other catalog products)."""
+    middle (or near ``corner`` 0-3: top left, top right, bottom left, bottom right), among
+    twelve mirrored photos of other products (mirrored, so that SIFT cannot match them to
+    their catalog images: clutter, not other catalog products)."""
     canvas = Image.new("RGB", (1280, 960), "grey")
     for n, path in enumerate(clutter[:12]):
         with Image.open(path) as img:
@@ -176,32 +178,57 @@ def shelf_photo(photo: Path, clutter: list[Path], out: Path) -> Path:
         product = ImageOps.exif_transpose(img).convert("RGB")
     width = 1280 // 3
     product = product.resize((width, round(product.height * width / product.width)))
-    canvas.paste(product, ((1280 - width) // 2, max(0, (960 - product.height) // 2)))
+    if corner is None:
+        x, y = (1280 - width) // 2, max(0, (960 - product.height) // 2)
+    else:
+        x = (40, 1280 - width - 40)[corner % 2]
+        y = (30, max(0, 960 - product.height - 30))[corner // 2]
+    canvas.paste(product, (x, y))
     canvas.save(out, quality=90)
     return out
 
 
 def shelf_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
     """The closed set with every photo made a small product on a cluttered shelf
-    (:func:`shelf_photo`, clutter from fashion photos), with and without the second look
-    at the photo's centre (``zoom``)."""
+    (:func:`shelf_photo`, clutter from fashion photos), in the middle and off to a corner:
+    with the second look (``zoom``: the centre, then the corners: ``zoom_corners``) and
+    with the whole photo only."""
     results: dict[str, Any] = {}
     default = engine.settings
     fashion = [r.image for r in read_catalog(DATASET / "labels.csv").records]
+    runs = (  # (placement, run, zoom, zoom_corners)
+        ("middle", "whole photo only", False, False),
+        ("middle", "second look", True, default.zoom_corners),
+        ("corner", "whole photo only", False, False),
+        ("corner", "centre look only", True, False),
+        ("corner", "centre and corners", True, True),
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        shelves = [
-            dataclasses.replace(
-                q, image=shelf_photo(q.image, fashion[12 * n :: 97], Path(tmp) / f"{n}.jpg")
+        shelves = {
+            placement: [
+                dataclasses.replace(
+                    q,
+                    image=shelf_photo(
+                        q.image,
+                        fashion[12 * n :: 97],
+                        Path(tmp) / f"{placement}-{n}.jpg",
+                        None if placement == "middle" else n % 4,
+                    ),
+                )
+                for n, q in enumerate(queries)
+            ]
+            for placement in ("middle", "corner")
+        }
+        for placement, name, zoom, corners in runs:
+            engine.settings = default.model_copy(update={"zoom": zoom, "zoom_corners": corners})
+            label = f"{placement}, {name}"
+            report = evaluate_queries(
+                engine, shelves[placement], out / label.replace(", ", "-").replace(" ", "-")
             )
-            for n, q in enumerate(queries)
-        ]
-        for name, zoom in (("second look", True), ("whole photo only", False)):
-            engine.settings = default.model_copy(update={"zoom": zoom})
-            report = evaluate_queries(engine, shelves, out / name.replace(" ", "-"))
-            results[name] = {
+            results[label] = {
                 key: report[key] for key in ("overall", "per_group", "exact", "latency_ms")
             }
-            print(f"shelf photos, {name}:", json.dumps(results[name]), flush=True)
+            print(f"shelf photos, {label}:", json.dumps(results[label]), flush=True)
     engine.settings = default
     return results
 

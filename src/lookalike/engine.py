@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +30,7 @@ from lookalike.errors import (
 )
 from lookalike.images.loader import LoadedImage, load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE
-from lookalike.images.query import CENTRE, centre, combine, query_views
+from lookalike.images.query import CENTRE, closer_views, combine, query_views
 from lookalike.index.base import ProductIndex
 from lookalike.index.factory import create_backend
 from lookalike.index.manager import IndexManager, SyncReport
@@ -55,7 +55,7 @@ from lookalike.search.duplicates import (
 from lookalike.search.duplicates import SIDE as DUPLICATE_SIDE
 from lookalike.search.feedback import MAX_FEEDBACK, Feedback, Refinement
 from lookalike.search.grouping import ListingGrouper, grouped
-from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams
+from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams, Zoom
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
 
@@ -496,12 +496,11 @@ class Engine:
         """The local features of a query photo (None when local features are off)."""
         return query_features(image.pixels) if self.settings.local_features else None
 
-    def zoom(
-        self, data: bytes, source: str, image: LoadedImage
-    ) -> Callable[[], LocalFeatures | None] | None:
-        """How to describe the photo's centre (images/query.py) at a finer resolution than
-        the whole photo was: decoded again from ``data`` when asked. None when the file
-        holds no detail the whole photo's features did not already see (a small photo)."""
+    def zoom(self, data: bytes, source: str, image: LoadedImage) -> Zoom | None:
+        """How to describe the photo's centre, then its corners (images/query.py:
+        closer_views; ``LOOKALIKE_ZOOM_CORNERS``), at a finer resolution than the whole
+        photo was: decoded again from ``data`` when asked, once for all of them. None when
+        the file holds no detail the whole photo's features did not already see."""
         if not (self.settings.local_features and self.settings.zoom):
             return None
         side = max(image.width, image.height)
@@ -513,10 +512,12 @@ class Engine:
         # Decoded just large enough that its centre has QUERY_MAX_SIDE px to give. The
         # closure keeps the file, not the decoded picture (the API keeps it for query_id).
         target = math.ceil(min(image.width, image.height) * middle)
+        corners = self.settings.zoom_corners
 
-        def describe() -> LocalFeatures | None:
+        def describe() -> Iterator[LocalFeatures]:
             full = load_image(data, source, max_pixels=self.limits.max_pixels, target_size=target)
-            return query_features(centre(full.pixels))
+            for region in closer_views(full.pixels, corners):
+                yield query_features(region)
 
         return describe
 

@@ -12,12 +12,12 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from lookalike.matching.features import LocalFeatures
+from lookalike.search.photo import Zoom
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class CachedQuery:
     width: int
     height: int
     crop: object | None  # the api.schemas.Crop the photo was cut to, if any
-    zoom: Callable[[], LocalFeatures | None] | None
+    zoom: Zoom | None
     size: int  # bytes it holds on to: the file (for the zoom), features and their pixels
 
 

@@ -16,6 +16,7 @@ preprocessing already frames) and regions the user cropped are used as they are.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
@@ -54,6 +55,19 @@ def centre(pixels: Image.Image) -> Image.Image:
     cw, ch = max(1, round(w * CENTRE)), max(1, round(h * CENTRE))
     x, y = (w - cw) // 2, (h - ch) // 2
     return pixels.crop((x, y, x + cw, y + ch))
+
+
+def closer_views(pixels: Image.Image, corners: bool) -> Iterator[Image.Image]:
+    """The regions of a photo to look at closer when nothing matched the whole of it:
+    its centre, where a shopper puts the product, then (``corners``) the four corner
+    regions of the same size, overlapping, for a product off to one side."""
+    yield centre(pixels)
+    if not corners:
+        return
+    w, h = pixels.size
+    cw, ch = max(1, round(w * CENTRE)), max(1, round(h * CENTRE))
+    for x, y in ((0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch)):
+        yield pixels.crop((x, y, x + cw, y + ch))
 
 
 def combine(vectors: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -84,13 +84,18 @@ FULL_VOTES = 10
 MAX_PHOTOS = 5
 
 
+#: How to look closer at parts of a photo: each region's local features, best bet first
+#: (decoded again from the file when asked).
+Zoom = Callable[[], Iterator[LocalFeatures]]
+
+
 @dataclass(frozen=True)
 class PhotoQuery:
     """One photo of a query: its local features (None when they are off) and, if the
-    file holds finer detail, how to describe its centre closer up."""
+    file holds finer detail, how to describe its regions closer up."""
 
     features: LocalFeatures | None
-    zoom: Callable[[], LocalFeatures | None] | None = None
+    zoom: Zoom | None = None
 
 
 class _Matches(NamedTuple):
@@ -226,13 +231,16 @@ class PhotoSearcher:
         centre finds, looked at closer (if that finds one)."""
         assert photo.features is not None
         found = self._match(photo.features, hits, allowed)
-        if not found.exact and photo.zoom is not None:
-            # Nothing matched the whole photo: the product may be small in it (on a shelf,
-            # across the room). Its centre at a finer resolution gets a second look.
-            closer = photo.zoom()
-            if closer is not None and len(closer) > 0:
+        if found.exact or photo.zoom is None:
+            return found
+        # Nothing matched the whole photo: the product may be small in it (on a shelf,
+        # across the room). Its regions at a finer resolution get a second look, the
+        # centre first, until one matches.
+        for closer in photo.zoom():
+            if len(closer) > 0:
                 second = self._match(closer, hits, allowed)
-                found = second if second.exact else found
+                if second.exact:
+                    return second
         return found
 
     def _match(
