@@ -218,6 +218,21 @@ def test_votes_lift_a_small_product_that_fails_verification(
     assert with_votes > cosine_only
 
 
+def _found_exact(
+    engine: Engine,
+    photos: list[tuple[str, Path]],
+    monkeypatch: pytest.MonkeyPatch,
+    **settings: bool,
+) -> int:
+    """How many photos find their product first and exact, with ``settings`` changed."""
+    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update=settings))
+    results = engine.search_files([p for _, p in photos], k=3)
+    return sum(
+        r.hits[0].match == "exact" and r.hits[0].product.sku == sku
+        for (sku, _), r in zip(photos, results, strict=True)
+    )
+
+
 def test_a_product_off_to_a_corner_is_found_by_the_corners_look(
     engine: Engine,
     smvs: Path,
@@ -234,18 +249,8 @@ def test_a_product_off_to_a_corner_is_found_by_the_corners_look(
         (sku, shelf_photo(path, clutter, tmp_path / f"{sku}-{n}.jpg", corner=n % 4))
         for n, (sku, path) in enumerate(_photos(smvs, smvs_rows, "E63")[:4])
     ]
-
-    def found(corners: bool) -> int:
-        monkeypatch.setattr(
-            engine, "settings", engine.settings.model_copy(update={"zoom_corners": corners})
-        )
-        results = engine.search_files([p for _, p in photos], k=3)
-        return sum(
-            r.hits[0].match == "exact" and r.hits[0].product.sku == sku
-            for (sku, _), r in zip(photos, results, strict=True)
-        )
-
-    with_corners, centre_only = found(True), found(False)
+    with_corners = _found_exact(engine, photos, monkeypatch, zoom_corners=True)
+    centre_only = _found_exact(engine, photos, monkeypatch, zoom_corners=False)
     # Measured here: 3 of 4 with the corners look, 0 with the centre look only.
     assert with_corners >= 2 and with_corners > centre_only
 
@@ -267,16 +272,8 @@ def test_a_small_product_in_a_cluttered_photo_gets_a_second_look(
         for n, (sku, path) in enumerate(_photos(smvs, smvs_rows, "E63")[:6])
     ]
 
-    def found() -> int:
-        results = engine.search_files([p for _, p in photos], k=3)
-        return sum(
-            r.hits[0].match == "exact" and r.hits[0].product.sku == sku
-            for (sku, _), r in zip(photos, results, strict=True)
-        )
-
-    with_zoom = found()
-    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"zoom": False}))
-    whole_only = found()
+    with_zoom = _found_exact(engine, photos, monkeypatch, zoom=True)
+    whole_only = _found_exact(engine, photos, monkeypatch, zoom=False)
     # Measured here: 6 of 6 with the second look, 1 without.
     assert with_zoom >= 5 and with_zoom > whole_only
     monkeypatch.undo()
