@@ -115,8 +115,12 @@ def main() -> None:
         f"in RAM (descriptor index); per 100k products {disk * 1e5 / 2**30:.2f} GiB on disk, "
         f"{ram * 1e5 / 2**30:.2f} GiB in RAM"
     )
-    print(f"speed-up over naive: {end_to_end / naive:.1f}x (target >= 3x)")
-    print(f"share of raw model throughput: {end_to_end / raw:.0%} (target >= 70%)")
+    # The naive baseline and the raw model compute the global vector alone: compared
+    # like for like, with the ingest that does the same work (local features are #9's
+    # extra, measured against it above).
+    vector_only = runs[False][0]
+    print(f"global vector only, speed-up over naive: {vector_only / naive:.1f}x (target >= 3x)")
+    print(f"global vector only, share of raw model: {vector_only / raw:.0%} (target >= 70%)")
 
 
 if __name__ == "__main__":
