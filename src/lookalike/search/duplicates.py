@@ -452,7 +452,7 @@ class DuplicateFinder:
         whose photo could not be read."""
         sets = UnionFind()
         links: list[tuple[float, int, int]] = []
-        pictures: OrderedDict[str, Picture | None] = OrderedDict()
+        pictures = PictureCache(self.read, PICTURE_CACHE)  # each read once per component
         unreadable: set[str] = set()
         compared = 0
         for score, pa, pb in pairs:
@@ -460,38 +460,16 @@ class DuplicateFinder:
             a, b = roots[pa.id], roots[pb.id]
             if sets.find(a) == sets.find(b):
                 continue  # a stronger link joined them already
-            key = verdict_key(pa, pb)
-            same = self.verdicts.get(key)
+            known = verdict_key(pa, pb) in self.verdicts
+            same = judge(pa, pb, pictures, self.verdicts)
             if same is None:
-                x = self._picture(pa, pictures, unreadable)
-                y = self._picture(pb, pictures, unreadable)
-                if x is None or y is None:
-                    continue
-                same = self.verdicts[key] = same_picture(x, y)
-                compared += 1
+                unreadable.update(p.sku for p in (pa, pb) if pictures(p) is None)
+                continue
+            compared += not known
             if same:
                 sets.union(a, b)
                 links.append((score, pa.id, pb.id))
         return links, compared, unreadable
-
-    def _picture(
-        self,
-        product: ProductData,
-        pictures: OrderedDict[str, Picture | None],
-        unreadable: set[str],
-    ) -> Picture | None:
-        """A product's picture, read once per component (the last PICTURE_CACHE kept)."""
-        sha = product.image_sha256
-        if sha in pictures:
-            pictures.move_to_end(sha)
-            return pictures[sha]
-        picture = picture_of(self.read, product)
-        if picture is None:
-            unreadable.add(product.sku)
-        pictures[sha] = picture
-        if len(pictures) > PICTURE_CACHE:
-            pictures.popitem(last=False)
-        return picture
 
     def _groups(
         self, sets: UnionFind, joined: list[tuple[float, int, int]]
