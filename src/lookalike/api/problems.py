@@ -68,12 +68,18 @@ def invalid_input(errors: Sequence[Any]) -> Problem:
 def problem_response(
     request: Request, status: int, detail: str, title: str | None = None, **extra: Any
 ) -> JSONResponse:
+    return _problem(request.url.path, status, detail, title, **extra)
+
+
+def _problem(
+    path: str, status: int, detail: str, title: str | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": path,
         **extra,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -92,14 +98,7 @@ def unexpected_response(request: Request, exc: BaseException) -> JSONResponse:
 def internal_error(path: str) -> JSONResponse:
     """The 500 problem of :func:`unexpected_response`, made of nothing but the path (for
     an error whose handler failed: the request may be what it could not read)."""
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(500).phrase,
-        "status": 500,
-        "detail": INTERNAL_ERROR,
-        "instance": path,
-    }
-    return JSONResponse(body, status_code=500, media_type=MEDIA_TYPE)
+    return _problem(path, 500, INTERNAL_ERROR)
 
 
 _IMAGE_STATUS: dict[type[ImageError], int] = {
