@@ -42,7 +42,7 @@ def query_views(image: LoadedImage) -> list[LoadedImage]:
     if is_studio_shot(image):
         return [image]
     # Its size in the file's pixels, as LoadedImage keeps it (the pixels may be smaller).
-    width, height = (max(1, round(side * CENTRE)) for side in (image.width, image.height))
+    width, height = _view_side(image.width), _view_side(image.height)
     return [
         image,
         dataclasses.replace(image, pixels=centre(image.pixels), width=width, height=height),
@@ -52,9 +52,14 @@ def query_views(image: LoadedImage) -> list[LoadedImage]:
 def centre(pixels: Image.Image) -> Image.Image:
     """The middle ``CENTRE`` of a picture's sides: where a shopper puts the product."""
     w, h = pixels.size
-    cw, ch = max(1, round(w * CENTRE)), max(1, round(h * CENTRE))
+    cw, ch = _view_side(w), _view_side(h)
     x, y = (w - cw) // 2, (h - ch) // 2
     return pixels.crop((x, y, x + cw, y + ch))
+
+
+def _view_side(side: int) -> int:
+    """A closer view's side: ``CENTRE`` of the photo's."""
+    return max(1, round(side * CENTRE))
 
 
 def closer_views(pixels: Image.Image, corners: bool) -> Iterator[Image.Image]:
@@ -65,7 +70,7 @@ def closer_views(pixels: Image.Image, corners: bool) -> Iterator[Image.Image]:
     if not corners:
         return
     w, h = pixels.size
-    cw, ch = max(1, round(w * CENTRE)), max(1, round(h * CENTRE))
+    cw, ch = _view_side(w), _view_side(h)
     for x, y in ((0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch)):
         yield pixels.crop((x, y, x + cw, y + ch))
 
