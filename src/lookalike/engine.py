@@ -538,6 +538,7 @@ class Engine:
         that made the vector. ``group``: the listings of one photo (near-duplicates under
         other SKUs) are one result (search/grouping.py); byte-identical images always."""
         session = session or self.session()
+        grouper = self._grouper(session)
         searcher = PhotoSearcher(
             self.store,
             session.index,
@@ -546,12 +547,12 @@ class Engine:
             session.layout,
             self.verify_params,
             self._catalog_pixels,
+            # Listings of one picture share its local-feature votes, grouped or not.
+            grouper.same_listing,
         )
         if group:
             hits = grouped(
-                lambda n: searcher.search(vector, photos, n, filters, refinement),
-                k,
-                self._grouper(session),
+                lambda n: searcher.search(vector, photos, n, filters, refinement), k, grouper
             )
         else:
             hits = searcher.search(vector, photos, k, filters, refinement)

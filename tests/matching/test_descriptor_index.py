@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
+from PIL import Image
 
 from lookalike.matching import descriptor_index
 from lookalike.matching.descriptor_index import DescriptorIndex
@@ -99,3 +103,100 @@ def test_listings_of_one_image_all_get_votes(catalog: dict[int, np.ndarray], fla
     assert after[103] == after[900] == after[901] >= 0.9 * before[103]
     # Products without copies vote as before.
     assert index.votes(_photo(13), top=1)[0].product_id == 113
+
+
+@pytest.mark.parametrize("flat_max", [descriptor_index.FLAT_MAX, 1000])
+def test_a_re_encoded_listing_shares_the_votes_once_confirmed(
+    catalog: dict[int, np.ndarray], flat_max: int
+) -> None:
+    """A copy re-encoded under another SKU holds near, not equal, descriptors: the ratio
+    test rejects the photo's matches as ambiguous between the two listings (the product's
+    votes collapse) until the pair is confirmed as listings of one picture."""
+    buffer = io.BytesIO()
+    poster(3).save(buffer, "JPEG", quality=85)
+    copy = catalog_features(Image.open(buffer)).rootsift()
+    index = DescriptorIndex.build(
+        "test", {**catalog, 900: copy}.items(), flat_max=flat_max, nlist=16
+    )
+    alone = DescriptorIndex.build("test", catalog.items(), flat_max=flat_max, nlist=16)
+    before = {v.product_id: v.votes for v in alone.votes(_photo(3), top=5)}[103]
+    plain = {v.product_id: v.votes for v in index.votes(_photo(3), top=5)}
+    # The ambiguity costs (PQ codes make some near descriptors equal: less there).
+    assert max(plain.get(103, 0), plain.get(900, 0)) < 0.75 * before
+
+    asked: list[tuple[int, int]] = []
+
+    def same_listing(a: int, b: int) -> bool:
+        asked.append((a, b))
+        return {a, b} == {103, 900}
+
+    votes = index.votes(_photo(3), top=5, same_listing=same_listing)
+    after = {v.product_id: v.votes for v in votes}
+    assert {votes[0].product_id, votes[1].product_id} == {103, 900}
+    assert min(after[103], after[900]) >= 0.8 * before
+    assert (103, 900) in asked and len(asked) <= descriptor_index.LISTING_CHECKS
+    # Pairs said to be different products stay ambiguous: nothing changes.
+    refused = index.votes(_photo(3), top=5, same_listing=lambda a, b: False)
+    assert refused == index.votes(_photo(3), top=5)
+    # Another product's photo finds its product as before.
+    assert index.votes(_photo(13), top=1, same_listing=same_listing)[0].product_id == 113
+
+
+def test_a_large_build_reads_its_descriptors_twice_instead_of_holding_them(
+    catalog: dict[int, np.ndarray],
+) -> None:
+    """Past ``hold_bytes`` the build reads the descriptors again for its second pass (the
+    manager's reader goes to the database): the same index as one that held them."""
+    items = list(catalog.items())
+    held = DescriptorIndex.build("test", items, flat_max=1000, nlist=16)
+    reread = DescriptorIndex.build("test", items, flat_max=1000, nlist=16, hold_bytes=0)
+    assert reread.manifest.ids_sha256 == held.manifest.ids_sha256
+    assert reread.manifest.descriptors == held.manifest.descriptors
+    assert (
+        faiss.serialize_index(reread.index).tobytes() == faiss.serialize_index(held.index).tobytes()
+    )
+    # What can be read once only cannot be built from without holding it.
+    with pytest.raises(ValueError, match="second time"):
+        DescriptorIndex.build("test", iter(items), flat_max=1000, nlist=16, hold_bytes=0)
+
+
+def test_a_product_that_changed_between_the_passes_is_left_out(
+    catalog: dict[int, np.ndarray],
+) -> None:
+    class Changing:
+        """The database as a concurrent writer leaves it: 107 deleted and 140 added
+        between the build's two reads, 108 given new features."""
+
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+            self.reads += 1
+            for pid, desc in catalog.items():
+                if self.reads == 1 or pid not in (107, 108):
+                    yield pid, desc
+                elif pid == 108:
+                    yield pid, desc[:10]
+            if self.reads > 1:
+                yield 140, catalog[100]
+
+    source = Changing()
+    index = DescriptorIndex.build("test", source, flat_max=1000, nlist=16, hold_bytes=0)
+    assert source.reads == 2
+    assert set(index.product_ids()) == set(catalog) - {107, 108}
+    assert index.manifest.descriptors == sum(
+        len(d) for pid, d in catalog.items() if pid not in (107, 108)
+    )
+    assert index.votes(_photo(13), top=1)[0].product_id == 113
+
+
+def test_the_training_sample_is_uniform_over_a_long_stream() -> None:
+    sample = descriptor_index._Sample(1000)
+    for start in range(0, 100_000, 700):  # each row holds its place in the stream, in [0, 1)
+        rows = np.arange(start, min(start + 700, 100_000)) / 100_000
+        sample.offer(np.repeat(rows[:, None], 2, axis=1).astype(np.float16))
+    assert sample.seen == 100_000
+    picked = sample.pick(1000)[:, 0]
+    # Each tenth of the stream holds about a tenth of the sample.
+    share = np.histogram(picked, bins=10, range=(0, 1))[0] / 1000
+    assert np.all(np.abs(share - 0.1) < 0.04), share

@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,6 +18,7 @@ from benchmarks.smvs import shelf_photo
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import CatalogRecord, read_catalog
+from lookalike.matching import descriptor_index
 from tests.conftest import write_catalog
 
 pytestmark = pytest.mark.dataset
@@ -281,3 +283,58 @@ def test_a_small_product_in_a_cluttered_photo_gets_a_second_look(
     small = engine.load_query(photos[0][1].read_bytes(), "small")
     small = dataclasses.replace(small, width=640, height=480)
     assert engine.zoom(b"", "small", small) is None
+
+
+def test_a_re_encoded_listing_does_not_cost_the_product_its_votes(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
+    """The cover listed again as a re-encoded JPEG under another SKU: the photo's matches
+    are ambiguous between the two listings, and the ratio test threw most of them away
+    (the product fell out of the few candidates verified). Confirmed as listings of one
+    picture, both share the votes: with only the top-voted candidate verified, every
+    phone's photo is still an exact match, and the copy is a listing of the result."""
+    sku = "dvd_004"
+    cover = next(
+        smvs / r["file"]
+        for r in smvs_rows
+        if r["image_type"] == "catalog" and r["product_id"] == sku
+    )
+    with Image.open(cover) as image:
+        image.convert("RGB").save(tmp_path / "copy.jpg", quality=85)
+    summary = engine.ingest(
+        [CatalogRecord("copy-dvd_004", tmp_path / "copy.jpg", "copy.jpg", None, "DVD cover")]
+    )
+    assert not summary.failed
+    settings = engine.settings
+    engine.settings = settings.model_copy(
+        update={"verify_local_candidates": 1, "verify_global_candidates": 0}
+    )
+    try:
+        photos = [
+            smvs / r["file"]
+            for r in smvs_rows
+            if r["image_type"] == "photo" and r["product_id"] == sku
+        ]
+        for result in engine.search_files(photos, k=3):
+            first = result.hits[0]
+            assert first.match == "exact"
+            assert {first.product.sku, *(p.sku for p in first.listings)} == {sku, "copy-dvd_004"}
+    finally:
+        engine.settings = settings
+        engine.delete(["copy-dvd_004"])
+
+
+def test_a_rebuild_that_reads_the_database_twice_builds_the_same_index(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog too large to hold its descriptors between the build's passes is read
+    from the database again: the same index as one built holding them."""
+    held = engine.local_manager.rebuild()
+    monkeypatch.setattr(descriptor_index, "HOLD_BYTES", 0)
+    reread = engine.local_manager.rebuild()
+    assert reread.manifest.ids_sha256 == held.manifest.ids_sha256
+    assert reread.manifest.descriptors == held.manifest.descriptors > 0
+    assert (
+        faiss.serialize_index(reread.index).tobytes() == faiss.serialize_index(held.index).tobytes()
+    )
+    assert engine.local_manager.check(reread)["consistent"]

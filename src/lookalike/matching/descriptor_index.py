@@ -26,7 +26,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -51,7 +51,19 @@ NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* produ
 VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
 SAME_DISTANCE = 1e-5  # relative: neighbours this near the first hold the same descriptor
 ADD_CHUNK = 1 << 20  # descriptors added per call when building (512 MB as float32)
+# Descriptors kept (float16) between the build's two passes, rather than read again:
+# 4M, about 21k products' worth (the dev set's 481k take 123 MB).
+HOLD_BYTES = 1 << 30
+# The most descriptors the quantizers are trained on: 40 a list at the most lists
+# (16,384), 168 MB as float16.
+TRAIN_MAX = 40 * 16384
 MIN_COUNT = 50  # floor of the count normalisation: tiny feature sets would win on luck
+# Two products a photo's matches are ambiguous between this often are asked whether they
+# are listings of one picture (at most LISTING_CHECKS pairs a photo, most ambiguous first).
+# A phone photo of an SMVS cover with a re-encoded copy under another SKU: 20-60 of the
+# cover's matches were ambiguous between the two (its votes fell from ~100 to 10-18).
+LISTING_AMBIGUITY = 6
+LISTING_CHECKS = 4
 # A photo's descriptors are searched in parts, one a core, at least this many a part:
 # 47 -> 32 ms for 1,000 descriptors at 1.8M on two cores. Threads of our own, not FAISS's
 # OpenMP ones, which keep spinning after a search and slow the model's next inference
@@ -62,6 +74,10 @@ SEARCH_PART_MIN = 256
 INDEX_FILE = "descriptors.faiss"
 COUNTS_FILE = "counts.npy"
 MANIFEST_FILE = "manifest.json"
+
+
+#: Whether two products (ids) are listings of one picture: the duplicates decision.
+SameListing = Callable[[int, int], bool]
 
 
 class Vote(NamedTuple):
@@ -109,23 +125,35 @@ class DescriptorIndex:
         *,
         flat_max: int = FLAT_MAX,
         nlist: int | None = None,
+        hold_bytes: int | None = None,
     ) -> DescriptorIndex:
         """Index ``(product id, RootSIFT n x 128)`` pairs, training a quantizer (with
-        ``nlist`` lists, default about sqrt(n)) past ``flat_max`` descriptors.
+        ``nlist`` lists, default about 2 sqrt(n)) past ``flat_max`` descriptors.
 
-        The descriptors are held as float16 until they are added, a chunk at a time: at
-        100k products (18M descriptors) that is 4.6 GB where one float32 array, and the
-        parts it was joined from, took 18 GB."""
-        pids, parts, counts = [], [], {}
+        Two passes, so that memory does not grow with the catalog: the first counts the
+        descriptors and keeps a uniform sample for training, the second adds them a chunk
+        at a time. Up to ``hold_bytes`` (default HOLD_BYTES) of them, as float16, are kept
+        from the first pass for the second; past that, ``items`` is iterated again, so it
+        must be iterable twice (a list, or a reader of the database: the manager's). At
+        100k products (18.8M descriptors) holding them all peaked at 8.5 GB; at 1M it
+        would take 48. A product that changed between the passes is left out (the
+        manager's check against the database then finds and adds it)."""
+        counts: dict[int, int] = {}
+        sample = _Sample(TRAIN_MAX)
+        held: list[tuple[int, np.ndarray]] | None = []
+        held_size, hold = 0, HOLD_BYTES if hold_bytes is None else hold_bytes
         for pid, desc in items:
             # A product without keypoints (a blank image) is still recorded, so the id
             # set matches the database's.
             counts[int(pid)] = len(desc)
-            if len(desc):
-                pids.append(int(pid))
-                parts.append(np.asarray(desc, dtype=np.float16))
-        sizes = np.array([len(p) for p in parts], dtype=np.int64)
-        n = int(sizes.sum())
+            part = np.asarray(desc, dtype=np.float16)
+            sample.offer(part)
+            if held is not None:
+                held.append((int(pid), part))
+                held_size += part.nbytes
+                if held_size > hold:
+                    held = None
+        n = sample.seen
         manifest = DescriptorManifest(feature_version, "flat", 0, 0, "")
         with all_build_threads():
             if n <= flat_max:
@@ -146,23 +174,15 @@ class DescriptorIndex:
                 # The same for the product quantizer's 16 k-means (25 rounds by default):
                 # training 2.0 -> 1.3 s at 442k descriptors.
                 ivf.pq.cp.niter = 10
-                rng = np.random.default_rng(0)
-                picked = np.sort(rng.choice(n, size=min(n, max(40 * nlist, 20_000)), replace=False))
-                ivf.train(_rows(parts, sizes, picked))
+                ivf.train(sample.pick(max(40 * nlist, 20_000)))
                 ivf.nprobe = NPROBE
                 index = ivf
                 manifest.kind, manifest.nlist, manifest.trained_on = "ivfpq", nlist, n
-            start = 0
-            while start < len(parts):  # about ADD_CHUNK descriptors a call
-                stop = start + 1 + int(np.searchsorted(np.cumsum(sizes[start:]), ADD_CHUNK))
-                chunk = slice(start, min(stop, len(parts)))
-                index.add_with_ids(
-                    np.concatenate(parts[chunk]).astype(np.float32),
-                    np.repeat(np.array(pids[chunk], dtype=np.int64), sizes[chunk]),
-                )
-                start = chunk.stop
+            seen = _add_in_chunks(index, held if held is not None else items, counts)
+        if n and not seen:
+            raise ValueError("the descriptors could not be read a second time")
         manifest.built_at = datetime.now(UTC).isoformat(timespec="seconds")
-        return cls(index, manifest, counts)
+        return cls(index, manifest, {pid: c for pid, c in counts.items() if pid in seen})
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -218,9 +238,13 @@ class DescriptorIndex:
                 del self._counts[pid]
         return bool(present)
 
-    def votes(self, rootsift: np.ndarray, top: int) -> list[Vote]:
+    def votes(
+        self, rootsift: np.ndarray, top: int, same_listing: SameListing | None = None
+    ) -> list[Vote]:
         """The ``top`` products with the most (normalised) votes from a photo's
-        descriptors, best first."""
+        descriptors, best first. ``same_listing`` tells whether two products that many
+        matches are ambiguous between are listings of one picture (re-encoded or resized
+        under another SKU): then each listing gets those matches' votes."""
         if len(rootsift) == 0 or self.index.ntotal == 0:
             return []
         with self._lock:  # FAISS indexes may not be searched while they are changed
@@ -232,6 +256,9 @@ class DescriptorIndex:
         # one. Each listing gets its vote, and the ratio test looks beyond them (without
         # this, copies cancelled each other's votes: no candidate, no exact match).
         same = (nn >= 0) & (dist <= dist[:, :1] * (1 + SAME_DISTANCE))
+        if same_listing is not None:
+            # A copy's descriptors are near, not equal: the same match, decided per pair.
+            same |= _other_listings(dist, nn, same, same_listing)
         listed = np.where(same, nn, -2)  # the products holding it; other neighbours of
         # theirs (a repeated pattern on one product) are no rivals either
         other = (nn >= 0) & ~(nn[:, :, None] == listed[:, None, :]).any(axis=2)
@@ -312,6 +339,45 @@ class DescriptorIndex:
         return cls(index, manifest, {int(p): int(c) for p, c in pairs})
 
 
+def _other_listings(
+    dist: np.ndarray, nn: np.ndarray, same: np.ndarray, same_listing: SameListing
+) -> np.ndarray:
+    """Which neighbours are other listings of the first neighbour's picture: products
+    that many of the photo's matches are ambiguous between (a neighbour within the ratio
+    test's reach of the first), confirmed by ``same_listing``."""
+    first = nn[:, :1]
+    rival = (nn >= 0) & ~same & (nn != first) & (dist[:, :1] >= VOTE_RATIO**2 * dist)
+    rows, cols = np.nonzero(rival)
+    found = np.zeros_like(same)
+    if len(rows) == 0:
+        return found
+    a, b = first[rows, 0], nn[rows, cols]
+    # Each photo descriptor counts once for a pair.
+    seen = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b), rows], axis=1), axis=0)
+    pairs, count = np.unique(seen[:, :2], axis=0, return_counts=True)
+    asked = np.argsort(-count, kind="stable")[:LISTING_CHECKS]
+    confirmed = [
+        (int(x), int(y))
+        for x, y in pairs[asked[count[asked] >= LISTING_AMBIGUITY]]
+        if same_listing(int(x), int(y))
+    ]
+    if not confirmed:
+        return found
+    root: dict[int, int] = {}  # each listing's group, named by its smallest id
+
+    def group(x: int) -> int:
+        while root.get(x, x) != x:
+            x = root[x]
+        return x
+
+    for x, y in confirmed:
+        gx, gy = group(x), group(y)
+        root[max(gx, gy)] = min(gx, gy)
+    groups = np.array([group(int(x)) for x in nn.ravel()], dtype=np.int64).reshape(nn.shape)
+    listings: np.ndarray = (nn >= 0) & (groups == groups[:, :1])
+    return listings
+
+
 @functools.cache
 def _search_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="descriptor-search")
@@ -323,15 +389,65 @@ def _search_part(index: faiss.Index, x: np.ndarray, k: int) -> tuple[np.ndarray,
     return dist, nn
 
 
-def _rows(parts: list[np.ndarray], sizes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The descriptors at sorted positions ``rows`` of the parts joined end to end, as
-    float32 (without joining them)."""
-    ends = np.cumsum(sizes)
-    part = np.searchsorted(ends, rows, side="right")
-    offset = rows - (ends - sizes)[part]
-    return np.stack(
-        [parts[p][o] for p, o in zip(part.tolist(), offset.tolist(), strict=True)]
-    ).astype(np.float32)
+class _Sample:
+    """A uniform sample of at most ``size`` descriptor rows of those offered (reservoir
+    sampling), float16; every row while there are no more than ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.seen = 0
+        self._parts: list[np.ndarray] = []
+        self._rows: np.ndarray | None = None  # once full
+        self._rng = np.random.default_rng(0)
+
+    def offer(self, rows: np.ndarray) -> None:
+        if self._rows is None:
+            free = self.size - self.seen
+            self._parts.append(rows[:free])
+            self.seen += min(free, len(rows))
+            rows = rows[free:]
+            if self.seen == self.size:
+                self._rows, self._parts = np.concatenate(self._parts), []
+        if len(rows) and self._rows is not None:
+            # Row t of the stream replaces a random slot with probability size / (t + 1).
+            slot = self._rng.integers(0, self.seen + 1 + np.arange(len(rows)))
+            kept = slot < self.size
+            self._rows[slot[kept]] = rows[kept]
+            self.seen += len(rows)
+
+    def pick(self, size: int) -> np.ndarray:
+        """``size`` of the sampled rows (all when fewer), as float32, drawn as the build
+        always drew them (the same rows as before the sample existed, up to its size)."""
+        rows = self._rows if self._rows is not None else np.concatenate(self._parts)
+        n = len(rows)
+        picked = np.sort(np.random.default_rng(0).choice(n, size=min(n, size), replace=False))
+        return rows[picked].astype(np.float32)
+
+
+def _add_in_chunks(
+    index: faiss.Index, items: Iterable[tuple[int, np.ndarray]], counts: dict[int, int]
+) -> set[int]:
+    """Add the products counted in ``counts`` (with as many descriptors as counted),
+    about ADD_CHUNK descriptors a call; the ids of those found."""
+    seen: set[int] = set()
+    ids: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
+    size = 0
+    for pid, desc in items:
+        if counts.get(int(pid)) != len(desc):
+            continue  # added or changed since it was counted
+        seen.add(int(pid))
+        if len(desc):
+            # As float16, as the first pass holds them: the same index either way.
+            parts.append(np.asarray(desc, dtype=np.float16))
+            ids.append(np.full(len(desc), pid, dtype=np.int64))
+            size += len(desc)
+        if size >= ADD_CHUNK:
+            index.add_with_ids(np.concatenate(parts).astype(np.float32), np.concatenate(ids))
+            parts, ids, size = [], [], 0
+    if parts:
+        index.add_with_ids(np.concatenate(parts).astype(np.float32), np.concatenate(ids))
+    return seen
 
 
 def _nlist(n: int) -> int:

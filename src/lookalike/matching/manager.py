@@ -60,7 +60,9 @@ class LocalIndexManager:
     def rebuild(self) -> DescriptorIndex:
         """Build from every stored feature set of this version, and save."""
         self._say("building the local-feature index from the database")
-        index = DescriptorIndex.build(self.feature_version, self._stored())
+        index = DescriptorIndex.build(
+            self.feature_version, _Stored(self.store, self.feature_version)
+        )
         index.save(self.folder)
         m = index.manifest
         self._say(f"local-feature index: {m.products} products, {m.descriptors} descriptors")
@@ -78,10 +80,6 @@ class LocalIndexManager:
         added = {pid: LocalFeatures.from_bytes(data) for pid, data in stored.items()}
         self.apply(index, added, np.array(extra, dtype=np.int64))
         return self._mismatch(index) is None
-
-    def _stored(self) -> Iterator[tuple[int, np.ndarray]]:
-        for pid, data in self.store.iter_local_features(self.feature_version):
-            yield pid, LocalFeatures.from_bytes(data).rootsift()
 
     def apply(
         self,
@@ -126,3 +124,16 @@ class LocalIndexManager:
         if m.ids_sha256 != ids_checksum(db_ids):
             return "descriptor index and database hold different products"
         return None
+
+
+class _Stored:
+    """Every stored feature set's RootSIFT, read from the database each time it is
+    iterated (a large catalog's build reads it twice)."""
+
+    def __init__(self, store: CatalogStore, feature_version: str) -> None:
+        self.store = store
+        self.feature_version = feature_version
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        for pid, data in self.store.iter_local_features(self.feature_version):
+            yield pid, LocalFeatures.from_bytes(data).rootsift()

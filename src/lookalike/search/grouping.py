@@ -78,6 +78,20 @@ class ListingGrouper:
                 out[group] = out[group].with_listings(hit)
         return out
 
+    def same_listing(self, a: int, b: int) -> bool:
+        """Whether products ``a`` and ``b`` (ids) are listings of one photo: their stored
+        vectors reach the threshold's cosine and their pictures say so (the photo
+        search asks this of products its matches are ambiguous between)."""
+        vectors = self.store.vectors([a, b], self.model_version)
+        if a not in vectors or b not in vectors:
+            return False
+        if float(np.dot(vectors[a], vectors[b])) < self.threshold:
+            return False
+        products = self.store.by_ids([a, b])
+        if a not in products or b not in products:
+            return False
+        return bool(judge(products[a], products[b], self.picture, self.verdicts))
+
     def _group_of(
         self,
         i: int,

@@ -28,7 +28,7 @@ import numpy as np
 from lookalike.embeddings.aspects import AspectLayout
 from lookalike.index.base import ProductIndex
 from lookalike.matching.appearance import compared_size, structure
-from lookalike.matching.descriptor_index import DescriptorIndex
+from lookalike.matching.descriptor_index import DescriptorIndex, SameListing
 from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
 from lookalike.matching.verify import Query, Verification, verify
 from lookalike.search.aspects import explain
@@ -121,8 +121,10 @@ class PhotoSearcher:
         layout: AspectLayout,
         params: VerifyParams | None = None,
         catalog_pixels: CatalogPixels | None = None,
+        same_listing: SameListing | None = None,
     ) -> None:
         self.store = store
+        self.same_listing = same_listing
         self.layout = layout
         self.catalog_pixels = catalog_pixels
         self.searcher = Searcher(store, index)
@@ -294,7 +296,9 @@ class PhotoSearcher:
         assert self.local_index is not None
         p = self.params
         found = self.local_index.votes(
-            query.rootsift[: p.vote_keypoints], 4 * (p.local_candidates + p.global_candidates)
+            query.rootsift[: p.vote_keypoints],
+            4 * (p.local_candidates + p.global_candidates),
+            self.same_listing,
         )
         if allowed is not None:
             permitted = set(allowed.tolist())
