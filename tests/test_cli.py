@@ -9,7 +9,9 @@ from typing import Protocol
 import pytest
 from typer.testing import CliRunner
 
+from lookalike import cli
 from lookalike.cli import app
+from tests.conftest import write_catalog
 
 pytestmark = pytest.mark.dataset
 
@@ -177,3 +179,31 @@ def test_duplicates_table_json_and_bounds(
     for bad in ("0.5", "nan", "x"):  # refused by the CLI as by the API
         code, out = run("duplicates", "--threshold", bad)
         assert code == 2 and "threshold" in out and "Traceback" not in out, out
+
+
+def test_catalog_text_that_looks_like_markup_is_printed_as_it_is(
+    run: Run,
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rich reads "[...]" in printed text as markup: a title with "[/b]" made the search
+    table fail (MarkupError), and "[red]" would have coloured it."""
+    monkeypatch.setattr(cli.out, "width", 200)  # a table too narrow would wrap its cells
+    rows = [
+        {**dataset_rows[0], "id": "[red]sku[/red]", "title": "tee [/b] in [bold]red"},
+        {**dataset_rows[1], "title": "shorts [/]", "category": "[i]Apparel"},
+    ]
+    catalog = write_catalog(tmp_path / "catalog.csv", dataset, rows)
+    with catalog.open("a") as f:
+        f.write("[/x]bad,missing/[/y].jpg,gone,,,,\n")
+    code, out = run("ingest", str(catalog))
+    assert code == 0, out
+    assert "(sku [/x]bad): file not found" in out  # the failed row, named as it is
+    code, out = run("search", str(dataset / dataset_rows[0]["file"]), "-k", "2")
+    assert code == 0, out
+    assert "[red]sku[/red]" in out and "tee [/b] in [bold]red" in out
+    assert "shorts [/]" in out and "[i]Apparel" in out
+    code, out = run("delete", "[/nope]")
+    assert code == 1 and "[/nope]" in out

@@ -77,12 +77,12 @@ def _engine() -> Iterator[Engine]:
     try:
         engine = Engine(_state["settings"])
     except Exception as exc:  # a database that cannot be reached is fatal, say so plainly
-        err.print(f"[red]error:[/] cannot open the catalog database: {exc}")
+        err.print(f"[red]error:[/] cannot open the catalog database: {escape(str(exc))}")
         raise typer.Exit(2) from None
     try:
         yield engine
     except LookalikeError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     finally:
         engine.close()
@@ -134,9 +134,9 @@ def ingest(
 
     with _engine() as engine, ExitStack() as stack:
         catalog = read_catalog(path)
-        err.print(f"{len(catalog.records)} products read from {path}")
+        err.print(f"{len(catalog.records)} products read from {escape(str(path))}")
         if conflict := engine.settings_conflict():
-            err.print(f"[yellow]note:[/] {conflict}")
+            err.print(f"[yellow]note:[/] {escape(conflict)}")
         embed = None
         if ray_address is not None:
             embed = stack.enter_context(_ray_embedding(ray_address, engine, ray_workers))
@@ -160,11 +160,13 @@ def ingest(
             table.add_row(label, str(value))
         err.print(table)
         for f in failures[:show_failures]:
-            err.print(f"[yellow]failed[/] {f.source} (sku {f.sku}): {f.reason}")
+            err.print(f"[yellow]failed[/] {escape(f'{f.source} (sku {f.sku}): {f.reason}')}")
         if len(failures) > show_failures:
             err.print(f"... and {len(failures) - show_failures} more failures")
         if engine.last_sync and engine.last_sync.rebuilt and not engine.last_sync.first_build:
-            err.print(f"[yellow]index was rebuilt from the database:[/] {engine.last_sync.reason}")
+            err.print(
+                f"[yellow]index was rebuilt from the database:[/] {escape(str(engine.last_sync.reason))}"
+            )
 
 
 @contextmanager
@@ -289,7 +291,9 @@ def _print_hits(title: str, hits: list[SearchHit]) -> None:
 
 def _product_cells(p: ProductData) -> list[str]:
     price = "" if p.price is None else f"{p.price:g} {p.currency or ''}".strip()
-    return [p.sku, p.title or "", p.category or "", price]
+    # Catalog text is shown as it is: Rich would read "[/b]" in a title as markup (and
+    # fail on it).
+    return [escape(v) for v in (p.sku, p.title or "", p.category or "", price)]
 
 
 @app.command()
@@ -331,7 +335,7 @@ def search(
             out.print_json(json.dumps(doc)) if sys.stdout.isatty() else print(json.dumps(doc))
         else:
             if r.error:
-                err.print(f"[red]error:[/] {r.query}: {r.error}")
+                err.print(f"[red]error:[/] {escape(f'{r.query}: {r.error}')}")
             if r.hits or not r.error:  # photos searched together: the others' answer
                 _print_hits(r.query, r.hits)
     if failed:
@@ -370,7 +374,7 @@ def delete(skus: list[str] = typer.Argument(..., help="SKUs to delete.")) -> Non
     missing = [s for s in skus if s not in deleted]
     err.print(f"deleted {len(deleted)} product(s)")
     if missing:
-        err.print(f"[yellow]not found:[/] {', '.join(missing)}")
+        err.print(f"[yellow]not found:[/] {escape(', '.join(missing))}")
         raise typer.Exit(1)
 
 
@@ -436,9 +440,7 @@ def _print_duplicates(found: Duplicates) -> None:
             table.add_row(
                 str(n) if i == 0 else "",
                 alike if i == 0 else "",
-                p.sku,
-                p.title or "",
-                p.category or "",
+                *_product_cells(p)[:3],
                 end_section=i == len(g.products) - 1,
             )
     out.print(table)
@@ -490,7 +492,7 @@ def _print_dict(title: str, data: dict[str, Any]) -> None:
             value = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:12]) + (
                 " …" if len(value) > 12 else ""
             )
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     out.print(table)
 
 
@@ -554,7 +556,7 @@ def _evaluate_queries(path: Path, report_dir: Path) -> None:
         try:
             photos = read_queries(path)
         except CatalogFileError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
         with _progress("evaluate", len(photos)) as advance:
             report = evaluate_queries(engine, photos, report_dir, progress=advance)
@@ -598,7 +600,7 @@ def reembed() -> None:
             f"{len(summary.failed)} failed"
         )
         for f in summary.failed[:20]:
-            err.print(f"[yellow]failed[/] {f.source}: {f.reason}")
+            err.print(f"[yellow]failed[/] {escape(f'{f.source}: {f.reason}')}")
 
 
 @app.command()
