@@ -164,9 +164,8 @@ def ingest(
         if len(failures) > show_failures:
             err.print(f"... and {len(failures) - show_failures} more failures")
         if engine.last_sync and engine.last_sync.rebuilt and not engine.last_sync.first_build:
-            err.print(
-                f"[yellow]index was rebuilt from the database:[/] {escape(str(engine.last_sync.reason))}"
-            )
+            reason = escape(str(engine.last_sync.reason))
+            err.print(f"[yellow]index was rebuilt from the database:[/] {reason}")
 
 
 @contextmanager
