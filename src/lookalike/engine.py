@@ -277,6 +277,8 @@ class Engine:
                     self.index, np.array([pid]), vector[None, :], np.empty(0, np.int64), save=False
                 )
                 self._dirty = True
+            elif self._backend.keeps_fields:  # its copy of category and price, at once
+                self.index_manager.update_fields(self.index, np.array([pid]))
             local = self.local_index
             if local is not None and features is not None:
                 self._local = self.local_manager.apply(
@@ -321,7 +323,7 @@ class Engine:
             # this process's own commit, so a staleness check in between does not take it
             # for another process's write and drop the indexes (an import beside searches
             # rebuilt them from the database once per batch).
-            index.add(ids, vectors)
+            index.add(ids, vectors, manager.fields(ids))
             self._generation = self.store.generation()
             committed[0] += len(ids)
             if local is not None and not rebuild_local:
@@ -330,6 +332,11 @@ class Engine:
                     for pid, f in zip(ids.tolist(), features, strict=True)
                     if f is not None
                 )
+
+        def on_metadata(ids: np.ndarray) -> None:
+            # Under the engine's lock too, for the same reason as on_commit.
+            manager.update_fields(index, ids)
+            self._generation = self.store.generation()
 
         try:
             return ingest_records(
@@ -344,6 +351,7 @@ class Engine:
                 local_features=local is not None,
                 embed=embed,
                 commit_guard=self._lock,
+                on_metadata=on_metadata,
             )
         finally:
             with self._lock:

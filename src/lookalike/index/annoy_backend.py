@@ -30,7 +30,7 @@ import weakref
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -47,6 +47,9 @@ from lookalike.index.base import (
     recall_sample,
 )
 from lookalike.index.vector_index import atomic_write, ids_checksum
+
+if TYPE_CHECKING:
+    from lookalike.store.catalog import ProductFields
 
 SUBDIR = "annoy"
 TREES_FILE = "trees.ann"
@@ -255,8 +258,11 @@ class AnnoyProductIndex:
 
     # ---- updates -----------------------------------------------------------------------
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add or replace products: into the delta (a replaced base product is tombstoned)."""
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, fields: ProductFields | None = None
+    ) -> None:
+        """Add or replace products: into the delta (a replaced base product is tombstoned).
+        ``fields`` unused: filters come as allowed ids."""
         if len(ids) == 0:
             return
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -405,6 +411,7 @@ class AnnoyBackend:
     """Builds and opens Annoy indexes (``HOME/index/<model version>/annoy/``)."""
 
     name = "annoy"
+    keeps_fields = False
 
     def __init__(self, trees: int = 32, delta_max: int = 2_000, target_recall: float = 0.95):
         self.trees = trees
@@ -418,8 +425,9 @@ class AnnoyBackend:
         model_version: str,
         dim: int,
         kind: str | None = None,
+        fields: ProductFields | None = None,
     ) -> AnnoyProductIndex:
-        """A forest of every product, on every core, ``search_k`` tuned."""
+        """A forest of every product, on every core, ``search_k`` tuned; ``fields`` unused."""
         if kind not in (None, "annoy"):
             raise ValueError(f"the annoy backend builds annoy indexes, not {kind}")
         ids = np.asarray(ids, dtype=np.int64)

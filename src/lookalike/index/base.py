@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from lookalike.errors import LookalikeError
+
+if TYPE_CHECKING:  # search and store import this module: types only, no import cycle
+    from lookalike.search.searcher import Filters
+    from lookalike.store.catalog import ProductFields
 
 IndexKind = Literal["flat", "ivf", "ivfpq", "annoy", "milvus"]
 MANIFEST_FILE = "manifest.json"
@@ -81,8 +85,13 @@ class ProductIndex(Protocol):
         search is widened (Milvus)."""
         ...
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add or replace products."""
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, fields: ProductFields | None = None
+    ) -> None:
+        """Add or replace products. ``fields``: their category and price, kept by an index
+        that applies filters itself (:class:`FilteringIndex`; without them a new product
+        matches no category or price filter and a replaced one keeps its own); other
+        indexes ignore them."""
         ...
 
     def remove(self, ids: np.ndarray) -> int:
@@ -98,10 +107,44 @@ class ProductIndex(Protocol):
         ...
 
 
+@runtime_checkable
+class FilteringIndex(ProductIndex, Protocol):
+    """A :class:`ProductIndex` that keeps each product's filter fields (category, price)
+    beside its vector and applies :class:`~lookalike.search.searcher.Filters` inside its
+    own search (Milvus: a boolean expression), so the caller passes the filters, not the
+    ids they let through."""
+
+    def search_filtered(
+        self,
+        queries: np.ndarray,
+        k: int,
+        filters: Filters | None,
+        exclude: np.ndarray,
+        exhaustive: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`ProductIndex.search`, among the products that pass ``filters`` (the
+        database's rules: category equal, case and all; price within the inclusive bounds,
+        a product without a price passing no bound) and are not in ``exclude``:
+        ``min(k, passing)`` results for every query."""
+        ...
+
+    def update_fields(self, fields: ProductFields) -> None:
+        """Write new categories and prices of products already in the index (their
+        vectors stay); ids the index does not hold are skipped."""
+        ...
+
+    def stored_fields(self) -> ProductFields:
+        """Every product's category and price as the index holds them (checked against
+        the database by ``lookalike index check``)."""
+        ...
+
+
 class IndexBackend(Protocol):
     """Builds and opens :class:`ProductIndex` objects of one kind."""
 
     name: str
+    # True when its indexes are FilteringIndex: the manager hands them the fields.
+    keeps_fields: bool
 
     def build(
         self,
@@ -110,8 +153,10 @@ class IndexBackend(Protocol):
         model_version: str,
         dim: int,
         kind: str | None = None,
+        fields: ProductFields | None = None,
     ) -> ProductIndex:
-        """A new index holding exactly ``ids``; replaces what ``load`` would open."""
+        """A new index holding exactly ``ids``; replaces what ``load`` would open.
+        ``fields`` as for :meth:`ProductIndex.add`."""
         ...
 
     def load(self, folder: Path, model_version: str, dim: int) -> ProductIndex:

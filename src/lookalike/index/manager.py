@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.index.base import IndexBackend, NoIndexError, ProductIndex
+from lookalike.index.base import FilteringIndex, IndexBackend, NoIndexError, ProductIndex
 from lookalike.index.vector_index import FaissBackend, ids_checksum
-from lookalike.store.catalog import CatalogStore
+from lookalike.store.catalog import CatalogStore, ProductFields
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,24 @@ class IndexManager:
     def rebuild(self, kind: str | None = None) -> ProductIndex:
         """Build from every embedding of the model version in the database, and save."""
         ids, vectors = self.vectors()
-        index = self.backend.build(ids, vectors, self.model_version, self.dim, kind)
+        keeps = self.backend.keeps_fields
+        fields = self.store.product_fields(self.model_version) if keeps else None
+        index = self.backend.build(ids, vectors, self.model_version, self.dim, kind, fields)
         index.save(self.folder)
         return index
+
+    def fields(self, ids: np.ndarray) -> ProductFields | None:
+        """The category and price of ``ids`` from the database, for a backend that keeps
+        them (None for the others: nothing read)."""
+        if not self.backend.keeps_fields or len(ids) == 0:
+            return None
+        return self.store.product_fields(self.model_version, ids.tolist())
+
+    def update_fields(self, index: ProductIndex, ids: np.ndarray) -> None:
+        """Copy a committed metadata-only change (category, price) of ``ids`` to an index
+        that keeps those fields; nothing for the others (their filters read the database)."""
+        if isinstance(index, FilteringIndex) and (fields := self.fields(ids)) is not None:
+            index.update_fields(fields)
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) of this model version from the database."""
@@ -93,7 +108,7 @@ class IndexManager:
         saves later). An index its backend says has outgrown its kind (FAISS: a catalog
         that outgrew exact search, or shrank back) is rebuilt."""
         index.remove(remove_ids)
-        index.add(add_ids, add_vectors)
+        index.add(add_ids, add_vectors, self.fields(add_ids))
         if self.backend.outgrown(index):
             return self.rebuild()
         if save:
@@ -104,6 +119,8 @@ class IndexManager:
         """Does the index agree with the database, and how good is its recall?"""
         db_ids = self.store.embedding_ids(self.model_version)
         mismatch = _mismatch(index, db_ids, self.model_version)
+        if mismatch is None and isinstance(index, FilteringIndex):
+            mismatch = self._fields_mismatch(index)
         ids, vectors = self.vectors()
         return {
             "model_version": self.model_version,
@@ -117,6 +134,19 @@ class IndexManager:
             "nprobe": index.manifest.nprobe,
             "recall_at_10": round(index.measure_recall(vectors, ids), 4) if len(ids) else 1.0,
         }
+
+    def _fields_mismatch(self, index: FilteringIndex) -> str | None:
+        """Whether the index's copy of every product's category and price agrees with the
+        database (a write that reached one and not the other)."""
+        differing = index.stored_fields().differing(self.store.product_fields(self.model_version))
+        if len(differing) == 0:
+            return None
+        shown = ", ".join(map(str, differing[:5].tolist()))
+        more = ", ..." if len(differing) > 5 else ""
+        return (
+            f"index and database disagree on the category or price of {len(differing)} "
+            f"products (ids {shown}{more})"
+        )
 
 
 def _mismatch(index: ProductIndex, db_ids: np.ndarray, model_version: str) -> str | None:

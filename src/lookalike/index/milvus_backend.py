@@ -10,20 +10,25 @@ version, so vectors of two models never mix:
 - ``id``: INT64, primary key, the product id (no auto id);
 - ``vector``: FLOAT_VECTOR of the model's dimension, index HNSW (M=16,
   efConstruction=200), metric IP (inner product: the embeddings are unit vectors, so it is
-  their cosine, the score FAISS gives).
+  their cosine, the score FAISS gives);
+- ``category``: VARCHAR, nullable, and ``price``: DOUBLE, nullable (a product without
+  one holds null), each with an INVERTED scalar index: copies of the database's columns,
+  so that search filters run inside Milvus (:func:`filter_expression`).
 
-Writes are upserts and deletes, visible to every process at once (strong consistency).
-Filters are pushed down as the boolean expression ``id in [...]`` over the ids the
-database lets through (category and price stay in the database, the one source of truth
-for them: a price edit writes no vector); when the HNSW graph cannot find ``k`` of them
-(a very selective filter), the allowed products are scored exactly.
+Writes are upserts and deletes, visible to every process at once (strong consistency); a
+metadata-only edit (category or price, no new image) is a partial upsert of those two
+fields. A collection without the two fields (made by an older lookalike) fails the load,
+so the consistency rules rebuild it. When the HNSW graph cannot find ``k`` products that
+pass a filter (a very selective one), the passing products are scored exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
@@ -34,18 +39,63 @@ from lookalike.index.base import (
     NoIndexError,
     ProductIndex,
     recall_of,
+    top_k,
 )
 from lookalike.index.vector_index import ids_checksum
+from lookalike.store.catalog import ProductFields
+from lookalike.store.fields import MAX_LENGTH, storable
+
+if TYPE_CHECKING:
+    from lookalike.search.searcher import Filters
 
 _BATCH = 1_000  # rows per insert/upsert/get call: well under gRPC's 64 MB message limit
 _MAX_EF = 32_768
 _MAX_TOPK = 16_384  # Milvus's limit on k
 _HNSW = {"M": 16, "efConstruction": 200}
+# Milvus counts a VARCHAR's length in UTF-8 bytes, the database in characters (4 bytes at most).
+_CATEGORY_BYTES = 4 * MAX_LENGTH["category"]
+# The collection's fields and types: a collection with others is from another version.
+_SCHEMA = {
+    "id": DataType.INT64,
+    "vector": DataType.FLOAT_VECTOR,
+    "category": DataType.VARCHAR,
+    "price": DataType.DOUBLE,
+}
+_FIELDS = ["category", "price"]
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_MAX_DOUBLE = float(np.finfo(np.float64).max)
+
+
+def filter_expression(filters: Filters | None, exclude: Iterable[int] = ()) -> str | None:
+    """The Milvus boolean expression of ``filters`` and the ``exclude`` ids, with the
+    database's meaning (``CatalogStore.filter_ids``): ``category == "..."`` (exact, case
+    and all), ``price >= lo``, ``price <= hi`` (null, no price, passes neither), ``id not
+    in [...]``, joined by ``and``. "" when nothing is filtered; None when no product can
+    pass (a category no product can hold, a NaN bound)."""
+    clauses = []
+    if filters is not None and filters.category is not None:
+        if not storable(filters.category):
+            return None
+        clauses.append(f'category == "{filters.category.translate(_ESCAPES)}"')
+    if filters is not None:
+        for op, bound in ((">=", filters.min_price), ("<=", filters.max_price)):
+            if bound is None:
+                continue
+            if math.isnan(bound):
+                return None
+            # The grammar has no infinity; clamped, a bound keeps its meaning for any
+            # finite price.
+            clauses.append(f"price {op} {float(min(max(bound, -_MAX_DOUBLE), _MAX_DOUBLE))!r}")
+    excluded = sorted({int(i) for i in exclude})
+    if excluded:
+        clauses.append(f"id not in [{','.join(map(str, excluded))}]")
+    return " and ".join(clauses)
 
 
 class MilvusProductIndex:
     """One model version's collection. Holds only the id set (for ``len``, ``in`` and the
-    consistency check); the vectors stay in Milvus."""
+    consistency check); the vectors and the filter fields stay in Milvus. A
+    :class:`~lookalike.index.base.FilteringIndex`."""
 
     def __init__(
         self, client: MilvusClient, collection: str, manifest: IndexManifest, ids: set[int], ef: int
@@ -75,14 +125,37 @@ class MilvusProductIndex:
         exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) from Milvus; ``allowed`` as an ``id in [...]`` filter."""
+        if allowed is None:
+            return self._search(queries, k, "", exhaustive)
+        expression = f"id in [{','.join(map(str, allowed.tolist()))}]" if len(allowed) else None
+        return self._search(queries, k, expression, exhaustive)
+
+    def search_filtered(
+        self,
+        queries: np.ndarray,
+        k: int,
+        filters: Filters | None,
+        exclude: np.ndarray,
+        exhaustive: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) among the products that pass ``filters`` and are not
+        excluded: one boolean expression (:func:`filter_expression`), no id list."""
+        return self._search(queries, k, filter_expression(filters, exclude.tolist()), exhaustive)
+
+    def _search(
+        self, queries: np.ndarray, k: int, expression: str | None, exhaustive: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Search with a filter ``expression`` ("": none; None: nothing passes). When the
+        graph finds fewer than ``min(k, passing)`` (a very selective filter: measured on
+        Milvus Lite, 1 of 20 allowed among 20,000 came back), the passing products are
+        scored exactly, so a filter never under-fills ``k``."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
         k = max(1, k)
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         found = np.full((len(q), k), -1, dtype=np.int64)
-        if allowed is not None and len(allowed) == 0:
+        if expression is None:
             return scores, found
         limit = min(k, _MAX_TOPK)
-        expression = "" if allowed is None else f"id in [{','.join(map(str, allowed.tolist()))}]"
         rows = self.client.search(
             self.collection,
             data=list(q),
@@ -94,11 +167,14 @@ class MilvusProductIndex:
         for r, hits in enumerate(rows):
             for c, hit in enumerate(hits):
                 found[r, c], scores[r, c] = int(hit["id"]), float(hit["distance"])
-        if allowed is not None:
-            want = min(k, len(allowed))
-            short = [r for r in range(len(q)) if int((found[r] >= 0).sum()) < want]
-            if short:
-                self._exact(q[short], allowed, scores, found, short)
+        if expression:
+            filled = (found >= 0).sum(axis=1)
+            if (filled < k).any():  # counted only then: a broad filter fills k at once
+                want = min(k, self._count(expression))
+                short = [r for r in range(len(q)) if filled[r] < want]
+                if short:
+                    exact_scores, exact_ids = top_k(q[short], k, self._rows(expression))
+                    scores[short], found[short] = exact_scores, exact_ids
         return scores, found
 
     def _ef(self, limit: int, exhaustive: bool) -> int:
@@ -106,43 +182,75 @@ class MilvusProductIndex:
         graph was not built for; not exhaustive, as the graph has no exact mode."""
         return min(_MAX_EF, max(self.ef * (16 if exhaustive else 1), limit))
 
-    def _exact(
-        self,
-        q: np.ndarray,
-        allowed: np.ndarray,
-        scores: np.ndarray,
-        found: np.ndarray,
-        rows: list[int],
-    ) -> None:
-        """Score the allowed products exactly (a filter so selective that the HNSW search
-        under-filled: measured on Milvus Lite, 1 of 20 allowed among 20,000 came back)."""
-        ids, vectors = self.vectors(allowed)
-        k = found.shape[1]
-        sc = q @ vectors.T
-        for r, row in zip(rows, sc, strict=True):
-            top = np.argsort(-row, kind="stable")[:k]
-            scores[r, : len(top)], found[r, : len(top)] = row[top], ids[top]
+    def _count(self, expression: str) -> int:
+        """How many products pass ``expression``."""
+        rows = self.client.query(self.collection, filter=expression, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
 
-    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The stored (ids, vectors) of those of ``ids`` in the collection."""
-        got: list[dict[str, Any]] = []
-        for start in range(0, len(ids), _BATCH):
-            chunk = [int(i) for i in ids[start : start + _BATCH]]
-            got += self.client.get(self.collection, ids=chunk, output_fields=["vector"])
-        dim = self._manifest.dim
-        return (
-            np.array([int(g["id"]) for g in got], dtype=np.int64),
-            np.array([g["vector"] for g in got], dtype=np.float32).reshape(-1, dim),
+    def _rows(self, expression: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(vectors, ids) of the products that pass ``expression``, a batch at a time."""
+        for batch in self._iterate(expression, ["vector"]):
+            yield (
+                np.array([row["vector"] for row in batch], dtype=np.float32).reshape(
+                    -1, self._manifest.dim
+                ),
+                np.array([int(row["id"]) for row in batch], dtype=np.int64),
+            )
+
+    def _iterate(self, expression: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+        iterator = self.client.query_iterator(
+            self.collection, batch_size=_BATCH, filter=expression, output_fields=["id", *fields]
         )
+        try:
+            while batch := iterator.next():
+                yield batch
+        finally:
+            iterator.close()
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Upsert products (immediate for every process that searches the collection)."""
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, fields: ProductFields | None = None
+    ) -> None:
+        """Upsert products (immediate for every process that searches the collection),
+        with their ``fields``; without them, a partial upsert of the vectors (a new
+        product's fields are null, a replaced one keeps its own)."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        rows = [{"id": int(i), "vector": v} for i, v in zip(ids, vectors, strict=True)]
+        if fields is None:
+            rows = [{"id": int(i), "vector": v} for i, v in zip(ids, vectors, strict=True)]
+        else:
+            rows = [
+                {"id": int(i), "vector": v, "category": category, "price": price}
+                for i, v, (category, price) in zip(ids, vectors, fields.at(ids), strict=True)
+            ]
         for start in range(0, len(rows), _BATCH):
-            self.client.upsert(self.collection, rows[start : start + _BATCH])
+            self.client.upsert(
+                self.collection, rows[start : start + _BATCH], partial_update=fields is None
+            )
         self._ids.update(int(i) for i in ids)
         self._refresh_manifest()
+
+    def update_fields(self, fields: ProductFields) -> None:
+        """Partial upserts of (category, price): the vectors stay as they are, and ids not
+        in the collection are skipped (a partial upsert would insert a row without one)."""
+        rows = [
+            {"id": int(i), "category": category, "price": price}
+            for i, category, price in zip(fields.ids, fields.categories, fields.prices, strict=True)
+            if int(i) in self._ids
+        ]
+        for start in range(0, len(rows), _BATCH):
+            self.client.upsert(self.collection, rows[start : start + _BATCH], partial_update=True)
+
+    def stored_fields(self) -> ProductFields:
+        """Every product's category and price as the collection holds them, by id."""
+        rows = sorted(
+            (int(row["id"]), row.get("category"), row.get("price"))
+            for batch in self._iterate("", _FIELDS)
+            for row in batch
+        )
+        return ProductFields(
+            np.array([r[0] for r in rows], dtype=np.int64),
+            [r[1] for r in rows],
+            [None if r[2] is None else float(r[2]) for r in rows],
+        )
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete products; returns how many this process knew in the collection."""
@@ -170,6 +278,7 @@ class MilvusBackend:
     """Opens collections on one Milvus (Lite file or server), connecting on first use."""
 
     name = "milvus"
+    keeps_fields = True
 
     def __init__(self, uri: str, token: str = "", prefix: str = "lookalike", ef: int = 128):
         self.uri = uri
@@ -203,8 +312,10 @@ class MilvusBackend:
         model_version: str,
         dim: int,
         kind: str | None = None,
+        fields: ProductFields | None = None,
     ) -> MilvusProductIndex:
-        """Drop and re-create the model version's collection with every product."""
+        """Drop and re-create the model version's collection with every product and its
+        ``fields`` (null without them)."""
         if kind not in (None, "milvus"):
             raise ValueError(f"the milvus backend builds milvus collections, not {kind}")
         name = self.collection(model_version)
@@ -214,12 +325,17 @@ class MilvusBackend:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("category", DataType.VARCHAR, max_length=_CATEGORY_BYTES, nullable=True)
+        schema.add_field("price", DataType.DOUBLE, nullable=True)
         params = client.prepare_index_params()
         params.add_index("vector", index_type="HNSW", metric_type="IP", params=_HNSW)
+        for field in _FIELDS:  # filters select rows by index, not by a scan of every row
+            params.add_index(field, index_type="INVERTED")
         client.create_collection(name, schema=schema, index_params=params)
         manifest = IndexManifest(model_version, "milvus", dim, 0, ids_checksum(np.empty(0)))
         index = MilvusProductIndex(client, name, manifest, set(), self.ef)
-        index.add(np.asarray(ids, dtype=np.int64), vectors)
+        ids = np.asarray(ids, dtype=np.int64)
+        index.add(ids, vectors, fields or ProductFields(np.empty(0, np.int64), [], []))
         return index
 
     def load(self, folder: Path, model_version: str, dim: int) -> MilvusProductIndex:
@@ -230,6 +346,12 @@ class MilvusBackend:
         if not client.has_collection(name):
             raise NoIndexError(f"no collection {name} in Milvus at {self.uri}")
         fields = client.describe_collection(name)["fields"]
+        types = {f["name"]: f["type"] for f in fields}
+        if types != _SCHEMA:
+            raise ValueError(
+                f"collection {name} has the fields {', '.join(sorted(types))}, not "
+                f"{', '.join(sorted(_SCHEMA))} (made by an older version)"
+            )
         stored_dim = next(int(f["params"]["dim"]) for f in fields if f["name"] == "vector")
         if stored_dim != dim:
             raise ValueError(f"collection {name} holds {stored_dim}-d vectors, not {dim}-d")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import faiss
 import numpy as np
@@ -48,6 +48,9 @@ from lookalike.index.compressed import (
     new_ivfpq,
     pq_bytes,
 )
+
+if TYPE_CHECKING:
+    from lookalike.store.catalog import ProductFields
 
 FaissKind = Literal["flat", "ivf", "ivfpq"]
 AnnKind = Literal["ivf", "ivfpq"]  # what a catalog past exact_max gets
@@ -274,8 +277,10 @@ class VectorIndex:
 
     # ---- updates -----------------------------------------------------------------------
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) products."""
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, fields: ProductFields | None = None
+    ) -> None:
+        """Add (or replace) products (``fields`` unused: filters come as allowed ids)."""
         if len(ids) == 0:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -360,6 +365,7 @@ class FaissBackend:
     database (``HOME/index/<model version>/``)."""
 
     name = "faiss"
+    keeps_fields = False
 
     def __init__(
         self, exact_max: int = 20_000, target_recall: float = 0.95, approximate: AnnKind = "ivf"
@@ -375,8 +381,9 @@ class FaissBackend:
         model_version: str,
         dim: int,
         kind: str | None = None,
+        fields: ProductFields | None = None,
     ) -> VectorIndex:
-        """A flat, IVF or IVF-PQ index (``kind``, or by catalog size)."""
+        """A flat, IVF or IVF-PQ index (``kind``, or by catalog size); ``fields`` unused."""
         if kind not in (None, *get_args(FaissKind)):
             raise ValueError(f"the faiss backend builds flat, ivf or ivfpq indexes, not {kind}")
         return VectorIndex.build(

@@ -88,6 +88,7 @@ def ingest_records(
     local_features: bool = True,
     embed: RecordEmbedder | None = None,
     commit_guard: AbstractContextManager[Any] = nullcontext(),
+    on_metadata: Callable[[np.ndarray], None] | None = None,
 ) -> IngestSummary:
     """Bring the store up to date with ``records``; ``on_commit(ids, vectors, features)``
     is called after each committed batch of new vectors (to update the indexes). With
@@ -95,7 +96,8 @@ def ingest_records(
     vector, and products stored without them are processed again. ``embed`` replaces
     the local :func:`embed_stream` (e.g. by a Ray cluster); ``embedder`` still names the
     model version written. ``commit_guard`` is held from each batch's commit to the end
-    of its ``on_commit``."""
+    of its ``on_commit``, and of ``on_metadata(ids)``, called after the products whose
+    metadata alone changed (no new image) are committed."""
     start = time.perf_counter()
     summary = IngestSummary()
     advance = progress or (lambda n: None)
@@ -132,7 +134,10 @@ def ingest_records(
             metadata_only.append(data)
         advance(1)
     if metadata_only:
-        store.upsert([(p, None) for p in metadata_only], embedder.version)
+        with commit_guard:
+            ids = store.upsert([(p, None) for p in metadata_only], embedder.version)
+            if on_metadata is not None:
+                on_metadata(np.asarray(ids, dtype=np.int64))
         summary.updated += len(metadata_only)
 
     def load(record: CatalogRecord) -> LoadedImage:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from lookalike.index.base import ProductIndex
+from lookalike.index.base import FilteringIndex, ProductIndex
 from lookalike.store.catalog import CatalogStore, ProductData
 
 
@@ -80,8 +80,10 @@ class Searcher:
         Products with a byte-identical image are collapsed to the best-ranked one (the
         others its ``listings``). If
         filters, exclusions or collapsing thin the list, the search widens until ``k``
-        results are found or the candidates run out: never silently fewer. ``allowed``
-        (the :meth:`allowed_ids` of ``filters``, when the caller has them already) saves
+        results are found or the candidates run out: never silently fewer. An index that
+        applies filters itself (:class:`FilteringIndex`, Milvus) gets ``filters`` and
+        ``exclude_ids``; the others get the ids the filters let through: ``allowed`` (the
+        :meth:`allowed_ids` of ``filters``, when the caller has them already) saves
         reading them from the database again. ``query`` may have any length (a query whose
         aspects were reweighted): the index sees it at unit length and the scores are
         scaled back, so they are its inner products with the products' vectors. Such a
@@ -90,20 +92,45 @@ class Searcher:
         """
         if k <= 0:
             return []
-        if allowed is None:
-            allowed = self.allowed_ids(filters)
-        if allowed is not None:
-            allowed = allowed[np.isin(allowed, list(exclude_ids), invert=True)]
-            if len(allowed) == 0:
-                return []
-        available = len(self.index) if allowed is None else len(allowed)
-        fetch = min(available, k + len(exclude_ids) + 8)
+        index = self.index
         norm = float(np.linalg.norm(query)) or 1.0
         q = np.ascontiguousarray(query.reshape(1, -1) / norm, dtype=np.float32)
+        # An index that filters itself gets the filters and the exclusions: no id list is
+        # read from the database or sent, and excluded ids never come back.
+        pushdown = (
+            index
+            if isinstance(index, FilteringIndex)
+            and (allowed is None or (filters is not None and filters.active))
+            else None
+        )
+        if pushdown is not None:
+            excluded = np.fromiter(exclude_ids, dtype=np.int64, count=len(exclude_ids))
+            available, extra = len(pushdown), 0
+
+            def nearest(n: int) -> tuple[np.ndarray, np.ndarray]:
+                return pushdown.search_filtered(q, n, filters, excluded, exhaustive)
+
+        else:
+            if allowed is None:
+                allowed = self.allowed_ids(filters)
+            if allowed is not None:
+                allowed = allowed[np.isin(allowed, list(exclude_ids), invert=True)]
+                if len(allowed) == 0:
+                    return []
+            available = len(index) if allowed is None else len(allowed)
+            extra = len(exclude_ids)
+
+            def nearest(n: int) -> tuple[np.ndarray, np.ndarray]:
+                return index.search(q, n, allowed, exhaustive)
+
+        fetch = min(available, k + extra + 8)
         while True:
-            scores, ids = self.index.search(q, fetch, allowed, exhaustive)
+            scores, ids = nearest(fetch)
             hits = self._collect(scores[0], ids[0], k, exclude_ids, exclude_sha256, norm)
-            if len(hits) >= k or fetch >= available:
+            # A filtering index that returns fewer than asked has no more that pass (it
+            # never under-fills); the others' count of passing products is ``available``.
+            exhausted = pushdown is not None and int((ids[0] >= 0).sum()) < fetch
+            if len(hits) >= k or fetch >= available or exhausted:
                 return hits
             fetch = min(available, fetch * 4)
 

@@ -63,6 +63,36 @@ def _fields(p: ProductData) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
+class ProductFields:
+    """The fields search filters test (``search.searcher.Filters``), column by column:
+    what an index that applies the filters itself keeps beside each vector (Milvus).
+    ``ids`` ascending; ``None`` where a product has no category or no price."""
+
+    ids: np.ndarray
+    categories: list[str | None]
+    prices: list[float | None]
+
+    def at(self, ids: np.ndarray) -> list[tuple[str | None, float | None]]:
+        """(category, price) of each of ``ids``; (None, None) for an id not here."""
+        if len(self.ids) == 0:
+            return [(None, None)] * len(ids)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return [
+            (self.categories[p], self.prices[p]) if self.ids[p] == i else (None, None)
+            for p, i in zip(pos.tolist(), np.asarray(ids).tolist(), strict=True)
+        ]
+
+    def differing(self, other: ProductFields) -> np.ndarray:
+        """Ids (ascending) held by both whose category or price differs between the two."""
+        common, mine, theirs = np.intersect1d(self.ids, other.ids, return_indices=True)
+        differ = [
+            self.categories[a] != other.categories[b] or self.prices[a] != other.prices[b]
+            for a, b in zip(mine.tolist(), theirs.tolist(), strict=True)
+        ]
+        return common[np.array(differ, dtype=bool)] if differ else common
+
+
+@dataclass(frozen=True)
 class StoredEmbedding:
     product_id: int
     image_sha256: str
@@ -246,6 +276,30 @@ class CatalogStore:
             q = q.where(Product.price <= max_price)
         with self._sessions() as s:
             return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def product_fields(self, model_version: str, ids: Sequence[int] | None = None) -> ProductFields:
+        """Category and price of the products embedded under ``model_version`` (of those
+        of ``ids`` when given), by id."""
+        q = (
+            select(Product.id, Product.category, Product.price)
+            .join(Embedding)
+            .where(Embedding.model_version == model_version)
+            .order_by(Product.id)
+        )
+        with self._sessions() as s:
+            if ids is None:
+                rows = list(s.execute(q))
+            else:
+                rows = [
+                    r
+                    for chunk in _chunks(sorted({int(i) for i in ids}), 500)
+                    for r in s.execute(q.where(Product.id.in_(chunk)))
+                ]
+        return ProductFields(
+            np.array([r[0] for r in rows], dtype=np.int64),
+            [r[1] for r in rows],
+            [None if r[2] is None else float(r[2]) for r in rows],
+        )
 
     def embedding_ids(self, model_version: str) -> np.ndarray:
         """Sorted ids of the products embedded under ``model_version``."""
