@@ -5,7 +5,7 @@ Milvus Lite, real databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -318,5 +318,39 @@ def test_ingest_writes_the_fields_and_a_metadata_only_change(
         cheap = engine.search_files([query], k=10, filters=Filters(max_price=2))[0].hits
         assert {h.product.sku for h in cheap} == {rows[0]["id"], rows[1]["id"]}
         assert engine.check_index()["consistent"]
+    finally:
+        engine.close()
+
+
+@pytest.mark.dataset
+def test_a_filtered_photo_search_reads_no_id_list(
+    settings: Settings,
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With Milvus the photo search's local-feature votes are filtered by asking the
+    database about the voted products alone, not by reading every id the filter lets
+    through (the global search pushes the filter down)."""
+    rows = dataset_rows[:8]
+    catalog = write_catalog(settings.home.parent / "catalog.csv", dataset, rows)
+    engine = Engine(settings.model_copy(update={"index_backend": "milvus"}))
+    try:
+        engine.ingest(read_catalog(catalog).records)
+        reads: list[Sequence[int] | None] = []
+        filter_ids = engine.store.filter_ids
+
+        def recorded(*args: Any) -> np.ndarray:
+            reads.append(args[3] if len(args) > 3 else None)
+            return filter_ids(*args)
+
+        monkeypatch.setattr(engine.store, "filter_ids", recorded)
+        query = dataset / rows[2]["file"]
+        (result,) = engine.search_files([query], k=3, filters=Filters(min_price=12))
+        assert result.hits[0].product.sku == rows[2]["id"]
+        assert result.hits[0].match == "exact"
+        (result,) = engine.search_files([query], k=3, filters=Filters(max_price=11.5))
+        assert {h.product.sku for h in result.hits} == {rows[0]["id"], rows[1]["id"]}
+        assert reads and all(among is not None and len(among) <= 48 for among in reads)
     finally:
         engine.close()

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lookalike.embeddings.aspects import AspectLayout
-from lookalike.index.base import ProductIndex
+from lookalike.index.base import FilteringIndex, ProductIndex
 from lookalike.matching.appearance import compared_size, structure
 from lookalike.matching.descriptor_index import DescriptorIndex, SameListing
 from lookalike.matching.features import FEATURE_VERSION, LocalFeatures
@@ -83,6 +83,9 @@ FULL_VOTES = 10
 # Photos one query may combine (the API's query_ids).
 MAX_PHOTOS = 5
 
+
+#: Which of some products (ids) pass the search's filters.
+Passing = Callable[[list[int]], set[int]]
 
 #: How to look closer at parts of a photo: each region's local features, best bet first
 #: (decoded again from the file when asked).
@@ -150,7 +153,11 @@ class PhotoSearcher:
         refinement = refinement or Refinement()
         query = refinement.query(vector, self.layout)
         excluded = refinement.exclude_ids
-        allowed = self.searcher.allowed_ids(filters)  # read once for every step below
+        # The ids the filters let through, read once for every step below; none for an
+        # index that applies the filters itself (the voted products alone are checked).
+        filtering = isinstance(self.searcher.index, FilteringIndex)
+        allowed = None if filtering else self.searcher.allowed_ids(filters)
+        passing = self._passing(filters, allowed)
         described = [
             photo for photo in photos if photo.features is not None and len(photo.features) > 0
         ]
@@ -166,7 +173,7 @@ class PhotoSearcher:
         )
         if k <= 0 or not local:
             return self._explained(hits[:k], vector)
-        found = _merged([self._match_photo(photo, hits, allowed) for photo in described])
+        found = _merged([self._match_photo(photo, hits, passing) for photo in described])
         votes, checks, ranked, exact, products = found
         # "Less like this" is never shown again, not even when the photo matches it.
         exact = [pid for pid in exact if pid not in excluded]
@@ -226,13 +233,24 @@ class PhotoSearcher:
         ]
         return explain(hits, references, vectors, self.layout)
 
+    def _passing(self, filters: Filters | None, allowed: np.ndarray | None) -> Passing | None:
+        """Which products pass ``filters``: among the ``allowed`` ids when they were read,
+        else by asking the database about those products alone; None without filters."""
+        if filters is None or not filters.active:
+            return None
+        if allowed is not None:
+            permitted = set(allowed.tolist())
+            return lambda ids: permitted.intersection(ids)
+        store, f = self.store, filters
+        return lambda ids: set(store.filter_ids(f.category, f.min_price, f.max_price, ids).tolist())
+
     def _match_photo(
-        self, photo: PhotoQuery, hits: list[SearchHit], allowed: np.ndarray | None
+        self, photo: PhotoQuery, hits: list[SearchHit], passing: Passing | None
     ) -> _Matches:
         """What one photo's local features find; when that is no exact match, what its
         centre finds, looked at closer (if that finds one)."""
         assert photo.features is not None
-        found = self._match(photo.features, hits, allowed)
+        found = self._match(photo.features, hits, passing)
         if found.exact or photo.zoom is None:
             return found
         # Nothing matched the whole photo: the product may be small in it (on a shelf,
@@ -240,16 +258,16 @@ class PhotoSearcher:
         # centre first, until one matches.
         for closer in photo.zoom():
             if len(closer) > 0:
-                second = self._match(closer, hits, allowed)
+                second = self._match(closer, hits, passing)
                 if second.exact:
                     return second
         return found
 
     def _match(
-        self, features: LocalFeatures, hits: list[SearchHit], allowed: np.ndarray | None
+        self, features: LocalFeatures, hits: list[SearchHit], passing: Passing | None
     ) -> _Matches:
         p = self.params
-        votes, checks = self._verify(Query.of(features), hits, allowed)
+        votes, checks = self._verify(Query.of(features), hits, passing)
         ranked = sorted(
             (pid for pid, v in checks.items() if v.inliers >= p.min_inliers),
             key=lambda pid: -checks[pid].inliers,
@@ -289,7 +307,7 @@ class PhotoSearcher:
         return sorted(hits, key=fused, reverse=True)
 
     def _verify(
-        self, query: Query, hits: list[SearchHit], allowed: np.ndarray | None
+        self, query: Query, hits: list[SearchHit], passing: Passing | None
     ) -> tuple[dict[int, int], dict[int, Verification]]:
         """The photo's votes ({product id: votes}, filters applied) and the verification
         of the candidates they and the global vector suggest."""
@@ -300,8 +318,8 @@ class PhotoSearcher:
             4 * (p.local_candidates + p.global_candidates),
             self.same_listing,
         )
-        if allowed is not None:
-            permitted = set(allowed.tolist())
+        if passing is not None:
+            permitted = passing([v.product_id for v in found])
             found = [v for v in found if v.product_id in permitted]
         votes = {v.product_id: v.votes for v in found}
         voted = [v.product_id for v in found if v.votes >= p.min_votes]

@@ -263,11 +263,14 @@ class CatalogStore:
         category: str | None = None,
         min_price: float | None = None,
         max_price: float | None = None,
+        among: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Ids of the products that pass the filters."""
+        """Ids of the products that pass the filters (of ``among`` when given)."""
         if category is not None and not storable(category):
             return np.zeros(0, dtype=np.int64)
         q = select(Product.id)
+        if among is not None:
+            q = q.where(Product.id.in_([int(i) for i in among]))
         if category is not None:
             q = q.where(Product.category == category)
         if min_price is not None:
