@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.config import Settings
+from lookalike.store import CatalogStore
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = (
@@ -158,3 +159,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[CatalogStore]:
+    """A catalog store on each database (see ``database_url``)."""
+    s = CatalogStore(database_url)
+    yield s
+    s.close()

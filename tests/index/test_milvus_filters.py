@@ -5,7 +5,7 @@ Milvus Lite, real databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -119,26 +119,17 @@ def test_expression_mirrors_the_filters() -> None:
     assert filter_expression(None, [4]) == "id not in [4]"
 
 
-@pytest.fixture
-def db_store(database_url: str) -> Iterator[CatalogStore]:
-    s = CatalogStore(database_url)
-    yield s
-    s.close()
-
-
-def test_milvus_filters_pass_what_the_database_passes(
-    db_store: CatalogStore, tmp_path: Path
-) -> None:
+def test_milvus_filters_pass_what_the_database_passes(store: CatalogStore, tmp_path: Path) -> None:
     """Every filter lets through exactly the products the database's filter does (SQLite
     and PostgreSQL): case, quotes, products without a price or a category, inclusive
     bounds; and no id list goes to Milvus."""
     n = 400
-    x = _catalog(db_store, n)
-    index, _ = _manager(db_store, tmp_path, "milvus").load()
+    x = _catalog(store, n)
+    index, _ = _manager(store, tmp_path, "milvus").load()
     assert isinstance(index, MilvusProductIndex) and isinstance(index, FilteringIndex)
-    searcher = Searcher(db_store, _NoIdLists(index))
+    searcher = Searcher(store, _NoIdLists(index))
     for filters in FILTERS:
-        want = {int(i) for i in db_store.filter_ids(filters.category, *_bounds(filters))}
+        want = {int(i) for i in store.filter_ids(filters.category, *_bounds(filters))}
         hits = searcher.search(x[1], n, filters)
         assert {h.product.id for h in hits} == want, filters
 

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pytest
 
 from lookalike.store import CatalogStore, ProductData
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[CatalogStore]:
-    s = CatalogStore(database_url)
-    yield s
-    s.close()
 
 
 def _p(
