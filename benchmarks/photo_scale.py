@@ -30,11 +30,22 @@ from benchmarks.photo_search import augmented_copies, measure
 from benchmarks.smvs import smvs_catalog, smvs_queries, smvs_rows
 from lookalike.config import Settings
 from lookalike.engine import Engine
-from lookalike.ingest.readers import read_catalog
+from lookalike.evaluation.queries import PhotoQuery
+from lookalike.ingest.readers import CatalogRecord, read_catalog
+
+
+def catalog_and_queries(queries: int) -> tuple[list[CatalogRecord], list[PhotoQuery]]:
+    """The real catalog every size starts from (the 100 SMVS covers, then the 2,946
+    fashion dev products) and ``queries`` SMVS phone photos, evenly over the four phones."""
+    rows = smvs_rows()
+    base = smvs_catalog(rows) + read_catalog(DATASET / "labels.csv").records
+    return base, smvs_queries(rows)[:: max(1, 400 // queries)][:queries]
 
 
 def plot(steps: list[dict[str, Any]], out: Path) -> None:
-    """Latency (left) and R@1 (right) against the catalog size (log scale), with Pillow."""
+    """Latency (left) and R@1 (right) against the catalog size (log scale), with Pillow.
+    Steps with ``synthetic`` products (benchmarks/photo_scale_synthetic.py) are drawn as
+    hollow points joined by dashed lines."""
     width, height, pad = 900, 360, 60
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
@@ -50,6 +61,8 @@ def plot(steps: list[dict[str, Any]], out: Path) -> None:
         (1, "two_stage", "r1", "#c0392b", "two-stage R@1"),
         (1, "global", "r1", "#2e6fd1", "global only R@1"),
     ]
+    if all("votes" in s for s in steps):  # benchmarks/photo_scale_synthetic.py times it
+        series.insert(2, (0, "votes", "votes_p50_ms", "#7d3c98", "votes stage alone p50"))
     for panel, (title, top, refs) in enumerate(
         [
             ("ms per photo, one at a time (dotted: 150 / 400 ms)", 0.0, [150.0, 400.0]),
@@ -76,21 +89,39 @@ def plot(steps: list[dict[str, Any]], out: Path) -> None:
                 draw.line([x0 + i, y, x0 + min(i + 4, panel_w), y], fill="#777777")
         for size, s in zip(sizes, steps, strict=True):
             x = xy(size, 0)[0]
-            draw.text((x - 15, y1 + 6), f"{s['products'] / 1000:.0f}k", fill="black", font=font)
+            n = s["products"]
+            label = f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1000:.0f}k"
+            draw.text((x - 15, y1 + 6), label, fill="black", font=font)
         row = 0
         for q, path, key, colour, label in series:
             if q != panel:
                 continue
             points = [xy(size, s[path][key]) for size, s in zip(sizes, steps, strict=True)]
-            if len(points) > 1:
-                draw.line(points, fill=colour, width=2)
-            for px, py in points:
-                draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+            made = [bool(s.get("synthetic")) for s in steps]
+            for a, b, dashed in zip(points, points[1:], made[1:], strict=False):
+                if not dashed:
+                    draw.line([a, b], fill=colour, width=2)
+                    continue
+                length = math.dist(a, b)
+                for i in range(0, int(length), 10):
+                    f, g = i / length, min(i + 5, length) / length
+                    draw.line(
+                        [(a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])),
+                         (a[0] + g * (b[0] - a[0]), a[1] + g * (b[1] - a[1]))],
+                        fill=colour, width=2,
+                    )  # fmt: skip
+            for (px, py), hollow in zip(points, made, strict=True):
+                box = [px - 3, py - 3, px + 3, py + 3]
+                draw.ellipse(box, fill="white" if hollow else colour, outline=colour, width=2)
             # Legend above the latency lines (near 0), below the R@1 lines (above 0.3).
             ly = y0 + 6 if panel == 0 else y1 - 40
             draw.text((x0 + 8, ly + 14 * row), label, fill=colour, font=font)
             row += 1
-    draw.text((pad, height - 22), f"products (log scale) - {machine()}", fill="black", font=font)
+    synthetic = any(s.get("synthetic") for s in steps)
+    note = " - hollow, dashed: synthetic distractors" if synthetic else ""
+    draw.text(
+        (pad, height - 22), f"products (log scale) - {machine()}{note}", fill="black", font=font
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
 
@@ -106,9 +137,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
         settings = Settings(home=home, _env_file=None)
-        rows = smvs_rows()
-        base = smvs_catalog(rows) + read_catalog(DATASET / "labels.csv").records
-        queries = smvs_queries(rows)[:: max(1, 400 // args.queries)][: args.queries]
+        base, queries = catalog_and_queries(args.queries)
         print(f"machine: {machine()}", flush=True)
         steps: list[dict[str, Any]] = []
         for size in sizes:
