@@ -235,6 +235,24 @@ def _found_exact(
     )
 
 
+def _shelf_photos(
+    smvs: Path,
+    smvs_rows: list[dict[str, str]],
+    dataset: Path,
+    dataset_rows: list[dict[str, str]],
+    folder: Path,
+    n: int,
+    corners: bool = False,
+) -> list[tuple[str, Path]]:
+    """The first ``n`` E63 photos made small products on a cluttered shelf (in the middle,
+    or each near a corner in turn), with their SKUs."""
+    clutter = [dataset / r["file"] for r in dataset_rows[100:112]]
+    return [
+        (sku, shelf_photo(path, clutter, folder / f"{sku}-{i}.jpg", i % 4 if corners else None))
+        for i, (sku, path) in enumerate(_photos(smvs, smvs_rows, "E63")[:n])
+    ]
+
+
 def test_a_product_off_to_a_corner_is_found_by_the_corners_look(
     engine: Engine,
     smvs: Path,
@@ -246,11 +264,7 @@ def test_a_product_off_to_a_corner_is_found_by_the_corners_look(
 ) -> None:
     """A small product near a corner of a cluttered photo: the centre look misses it, the
     corners look (LOOKALIKE_ZOOM_CORNERS) finds it."""
-    clutter = [dataset / r["file"] for r in dataset_rows[100:112]]
-    photos = [
-        (sku, shelf_photo(path, clutter, tmp_path / f"{sku}-{n}.jpg", corner=n % 4))
-        for n, (sku, path) in enumerate(_photos(smvs, smvs_rows, "E63")[:4])
-    ]
+    photos = _shelf_photos(smvs, smvs_rows, dataset, dataset_rows, tmp_path, 4, corners=True)
     with_corners = _found_exact(engine, photos, monkeypatch, zoom_corners=True)
     centre_only = _found_exact(engine, photos, monkeypatch, zoom_corners=False)
     # Measured here: 3 of 4 with the corners look, 0 with the centre look only.
@@ -268,11 +282,7 @@ def test_a_small_product_in_a_cluttered_photo_gets_a_second_look(
 ) -> None:
     """Seen whole at 640 px, a product a third of a 1,280 px photo wide gets too few
     inliers; its centre at a finer resolution (engine.zoom) finds it."""
-    clutter = [dataset / r["file"] for r in dataset_rows[100:112]]
-    photos = [
-        (sku, shelf_photo(path, clutter, tmp_path / f"{sku}-{n}.jpg"))
-        for n, (sku, path) in enumerate(_photos(smvs, smvs_rows, "E63")[:6])
-    ]
+    photos = _shelf_photos(smvs, smvs_rows, dataset, dataset_rows, tmp_path, 6)
 
     with_zoom = _found_exact(engine, photos, monkeypatch, zoom=True)
     whole_only = _found_exact(engine, photos, monkeypatch, zoom=False)
@@ -286,7 +296,11 @@ def test_a_small_product_in_a_cluttered_photo_gets_a_second_look(
 
 
 def test_a_re_encoded_listing_does_not_cost_the_product_its_votes(
-    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], tmp_path: Path
+    engine: Engine,
+    smvs: Path,
+    smvs_rows: list[dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The cover listed again as a re-encoded JPEG under another SKU: the photo's matches
     are ambiguous between the two listings, and the ratio test threw most of them away
@@ -305,10 +319,8 @@ def test_a_re_encoded_listing_does_not_cost_the_product_its_votes(
         [CatalogRecord("copy-dvd_004", tmp_path / "copy.jpg", "copy.jpg", None, "DVD cover")]
     )
     assert not summary.failed
-    settings = engine.settings
-    engine.settings = settings.model_copy(
-        update={"verify_local_candidates": 1, "verify_global_candidates": 0}
-    )
+    update = {"verify_local_candidates": 1, "verify_global_candidates": 0}
+    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update=update))
     try:
         photos = [
             smvs / r["file"]
@@ -320,7 +332,6 @@ def test_a_re_encoded_listing_does_not_cost_the_product_its_votes(
             assert first.match == "exact"
             assert {first.product.sku, *(p.sku for p in first.listings)} == {sku, "copy-dvd_004"}
     finally:
-        engine.settings = settings
         engine.delete(["copy-dvd_004"])
 
 
