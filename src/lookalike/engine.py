@@ -58,6 +58,7 @@ from lookalike.search.grouping import ListingGrouper, grouped
 from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams, Zoom
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
+from lookalike.threads import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Engine:
     """
 
     def __init__(self, settings: Settings) -> None:
+        one_blas_thread()  # searches run side by side, each on one core (threads.py)
         self.settings = settings
         self.store = CatalogStore(settings.resolved_database_url)
         self._lock = threading.RLock()

@@ -67,8 +67,8 @@ LISTING_CHECKS = 4
 # A photo's descriptors are searched in parts, one a core, at least this many a part:
 # 47 -> 32 ms for 1,000 descriptors at 1.8M on two cores. Threads of our own, not FAISS's
 # OpenMP ones, which keep spinning after a search and slow the model's next inference
-# (index/vector_index.py). (Verifying candidates side by side gained nothing: the
-# matching's BLAS already uses both cores.)
+# (index/vector_index.py). Candidates are verified one after another, each on one BLAS
+# thread (lookalike/threads.py): a busy server's parallelism is its requests.
 SEARCH_THREADS = os.cpu_count() or 1
 SEARCH_PART_MIN = 256
 INDEX_FILE = "descriptors.faiss"
