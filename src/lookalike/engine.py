@@ -561,8 +561,9 @@ class Engine:
             grouper.same_listing,
         )
         if group:
-            hits = grouped(
-                lambda n: searcher.search(vector, photos, n, filters, refinement), k, grouper
+            # Explained once grouped: the candidates grouping cuts need no explanation.
+            hits = searcher.explained(
+                grouped(lambda n: searcher.rank(vector, photos, n, filters, refinement), k, grouper)
             )
         else:
             hits = searcher.search(vector, photos, k, filters, refinement)

@@ -19,6 +19,8 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import CatalogRecord, read_catalog
 from lookalike.matching import descriptor_index
+from lookalike.search.aspects import similarities
+from lookalike.search.searcher import SearchHit
 from tests.conftest import write_catalog
 
 pytestmark = pytest.mark.dataset
@@ -113,6 +115,23 @@ def test_similar_products_follow_the_exact_match(
     rest = result.hits[1:]
     assert len({h.product.sku for h in result.hits}) == 8
     assert sum(h.product.category == "DVD cover" for h in rest) >= 5
+    # Each is explained against what it was ranked against: the exact match against the
+    # photo, the similar ones against the exact match.
+    version = engine.active_model_version
+    assert version is not None
+
+    def stored(hit: SearchHit) -> np.ndarray:
+        assert hit.product.id is not None
+        vector = engine.stored_vector(hit.product.id, version)
+        assert vector is not None
+        return vector
+
+    anchor = stored(result.hits[0])
+    assert result.hits[0].aspects and result.hits[0].aspects["shape"] < 0.99
+    similar = [h for h in rest if (h.inliers or 0) < engine.verify_params.min_inliers]
+    assert similar
+    for hit in similar:
+        assert hit.aspects == similarities(anchor, stored(hit), engine.session().layout)
 
 
 def test_the_descriptor_index_is_brought_in_line_when_it_disagrees(

@@ -112,6 +112,16 @@ class _Matches(NamedTuple):
     products: dict[int, ProductData]
 
 
+class _References(NamedTuple):
+    """What :meth:`PhotoSearcher.rank` ranked its results against: the photo's vector,
+    the matched product's (``anchor``, when a product was found) and the ids ranked for
+    the photo itself (the verified ones)."""
+
+    photo: np.ndarray
+    anchor: np.ndarray | None = None
+    verified: frozenset[int | None] = frozenset()
+
+
 class PhotoSearcher:
     """Finds the photographed product (if the catalog has it) and similar products."""
 
@@ -134,6 +144,7 @@ class PhotoSearcher:
         self.local_index = local_index
         self.model_version = model_version
         self.params = params or VerifyParams()
+        self._references = _References(np.zeros(0, np.float32))
 
     def search(
         self,
@@ -149,6 +160,19 @@ class PhotoSearcher:
         like this") shapes the similar products; which product a photo shows does not
         depend on it. Every result says how alike it is in each aspect
         (search/aspects.py)."""
+        return self.explained(self.rank(vector, photos, k, filters, refinement))
+
+    def rank(
+        self,
+        vector: np.ndarray,
+        photos: Sequence[PhotoQuery],
+        k: int,
+        filters: Filters | None = None,
+        refinement: Refinement | None = None,
+    ) -> list[SearchHit]:
+        """:meth:`search`'s results without their aspect similarities, for a caller that
+        cuts them further (grouping listings cut 19 candidates to 10): :meth:`explained`
+        adds them to those it keeps."""
         p = self.params
         refinement = refinement or Refinement()
         query = refinement.query(vector, self.layout)
@@ -172,7 +196,8 @@ class PhotoSearcher:
             exhaustive=refinement.exhaustive(vector, query),
         )
         if k <= 0 or not local:
-            return self._explained(hits[:k], vector)
+            self._references = _References(vector)
+            return hits[:k]
         found = _merged([self._match_photo(photo, hits, passing) for photo in described])
         votes, checks, ranked, exact, products = found
         # "Less like this" is never shown again, not even when the photo matches it.
@@ -193,7 +218,8 @@ class PhotoSearcher:
             match: Match = "exact" if pid in exact else "similar"
             fold(out, held, SearchHit(product, score, match, checks[pid].inliers))
         anchor = vectors.get(exact[0]) if exact else None
-        photo_ranked = len(out)  # the verified ones; the rest are ranked against the anchor
+        # The verified ones are ranked for the photo; the rest against the anchor.
+        self._references = _References(vector, anchor, frozenset(h.product.id for h in out))
         if anchor is not None:
             anchored = refinement.query(anchor, self.layout)
             hits = self.searcher.search(
@@ -214,22 +240,18 @@ class PhotoSearcher:
                 break
             check = checks.get(hit.product.id or -1)
             fold(out, held, replace(hit, inliers=check.inliers) if check is not None else hit)
-        return self._explained(out, vector, anchor, photo_ranked)
+        return out
 
-    def _explained(
-        self,
-        hits: list[SearchHit],
-        photo: np.ndarray,
-        anchor: np.ndarray | None = None,
-        photo_ranked: int = 0,
-    ) -> list[SearchHit]:
-        """The hits with their aspect similarities to what they were ranked against: the
-        first ``photo_ranked`` (and all, without an ``anchor``) to the photo, the rest to
-        the matched product."""
+    def explained(self, hits: list[SearchHit]) -> list[SearchHit]:
+        """Hits of the last :meth:`rank` with their aspect similarities to what they were
+        ranked against: the verified ones (and all, without a matched product) to the
+        photo, the rest to the matched product."""
+        ref = self._references
         ids = [h.product.id for h in hits if h.product.id is not None]
         vectors = self.store.vectors(ids, self.model_version)
         references = [
-            photo if anchor is None or i < photo_ranked else anchor for i in range(len(hits))
+            ref.photo if ref.anchor is None or h.product.id in ref.verified else ref.anchor
+            for h in hits
         ]
         return explain(hits, references, vectors, self.layout)
 
