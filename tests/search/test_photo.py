@@ -134,6 +134,32 @@ def test_similar_products_follow_the_exact_match(
         assert hit.aspects == similarities(anchor, stored(hit), engine.session().layout)
 
 
+def test_a_product_whose_row_is_gone_is_not_the_exact_match(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted between reading the indexes and reading its row (a race with a writer):
+    the photographed product is neither claimed nor the anchor of the similar ones."""
+    sku, photo = _photos(smvs, smvs_rows, "Canon")[0]
+    product = engine.product(sku)
+    version = engine.active_model_version
+    assert product is not None and product.id is not None and version is not None
+    gone = engine.stored_vector(product.id, version)
+    assert gone is not None
+    rows = engine.store.by_ids
+    monkeypatch.setattr(
+        engine.store, "by_ids", lambda ids: {i: p for i, p in rows(ids).items() if i != product.id}
+    )
+    (result,) = engine.search_files([photo], k=5)
+    assert sku not in {h.product.sku for h in result.hits}
+    assert all(h.match != "exact" for h in result.hits)
+    # Ranked (and explained) for the photo, not against the vanished product.
+    layout = engine.session().layout
+    assert any(
+        h.aspects != similarities(gone, engine.stored_vector(h.product.id or -1, version), layout)
+        for h in result.hits
+    )
+
+
 def test_the_descriptor_index_is_brought_in_line_when_it_disagrees(
     engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]]
 ) -> None:

@@ -294,21 +294,24 @@ class PhotoSearcher:
             (pid for pid, v in checks.items() if v.inliers >= p.min_inliers),
             key=lambda pid: -checks[pid].inliers,
         )
+        # Verified products without a row (deleted since the indexes were read) are
+        # neither shown nor the anchor of the similar products.
         products = self.store.by_ids(ranked)
+        ranked = [pid for pid in ranked if pid in products]
         exact = [
             pid
             for pid in ranked
             if checks[pid].is_exact(p.min_inliers, p.min_coverage)
-            and self._looks_alike(features, products.get(pid), checks[pid])
+            and self._looks_alike(features, products[pid], checks[pid])
         ]
         return _Matches(votes, checks, ranked, exact, products)
 
     def _looks_alike(
-        self, features: LocalFeatures, product: ProductData | None, check: Verification
+        self, features: LocalFeatures, product: ProductData, check: Verification
     ) -> bool:
         """The appearance check of a geometric match; True (geometry decides) when either
         picture is not at hand."""
-        if features.pixels is None or product is None or self.catalog_pixels is None:
+        if features.pixels is None or self.catalog_pixels is None:
             return True
         catalog = self.catalog_pixels(product, compared_size(check.frame))
         if catalog is None:
