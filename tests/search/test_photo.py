@@ -154,9 +154,10 @@ def test_a_product_whose_row_is_gone_is_not_the_exact_match(
     assert all(h.match != "exact" for h in result.hits)
     # Ranked (and explained) for the photo, not against the vanished product.
     layout = engine.session().layout
+    vectors = [engine.stored_vector(h.product.id or -1, version) for h in result.hits]
     assert any(
-        h.aspects != similarities(gone, engine.stored_vector(h.product.id or -1, version), layout)
-        for h in result.hits
+        v is not None and h.aspects != similarities(gone, v, layout)
+        for h, v in zip(result.hits, vectors, strict=True)
     )
 
 
