@@ -561,12 +561,13 @@ class Engine:
             grouper.same_listing,
         )
         if group:
-            # Explained once grouped: the candidates grouping cuts need no explanation.
-            hits = searcher.explained(
-                grouped(lambda n: searcher.rank(vector, photos, n, filters, refinement), k, grouper)
+            hits = grouped(
+                lambda n: searcher.rank(vector, photos, n, filters, refinement), k, grouper
             )
         else:
-            hits = searcher.search(vector, photos, k, filters, refinement)
+            hits = searcher.rank(vector, photos, k, filters, refinement)
+        # Explained once grouped: the candidates grouping cuts need no explanation.
+        hits = searcher.explained(hits)
         if not hits:
             self.check_filters(filters)
         return hits

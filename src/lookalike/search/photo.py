@@ -146,7 +146,7 @@ class PhotoSearcher:
         self.params = params or VerifyParams()
         self._references = _References(np.zeros(0, np.float32))
 
-    def search(
+    def rank(
         self,
         vector: np.ndarray,
         photos: Sequence[PhotoQuery],
@@ -158,21 +158,9 @@ class PhotoSearcher:
         of "things like these"), whose vectors combine into ``vector``: exact matches
         of any photo, then similar products. ``refinement`` (aspect weights, "more/less
         like this") shapes the similar products; which product a photo shows does not
-        depend on it. Every result says how alike it is in each aspect
-        (search/aspects.py)."""
-        return self.explained(self.rank(vector, photos, k, filters, refinement))
-
-    def rank(
-        self,
-        vector: np.ndarray,
-        photos: Sequence[PhotoQuery],
-        k: int,
-        filters: Filters | None = None,
-        refinement: Refinement | None = None,
-    ) -> list[SearchHit]:
-        """:meth:`search`'s results without their aspect similarities, for a caller that
-        cuts them further (grouping listings cut 19 candidates to 10): :meth:`explained`
-        adds them to those it keeps."""
+        depend on it. :meth:`explained` then says how alike each result is in each
+        aspect (search/aspects.py): for the results kept, once a caller has cut them
+        (grouping listings cuts 19 candidates to 10)."""
         p = self.params
         refinement = refinement or Refinement()
         query = refinement.query(vector, self.layout)
