@@ -3,6 +3,7 @@ engines, real database, synthetic vectors shaped like embeddings."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -281,6 +282,18 @@ def test_annoy_detects_a_corrupt_forest(tmp_path: Path) -> None:
         backend.load(tmp_path, "m1", DIM)
     with pytest.raises(NoIndexError):
         backend.load(tmp_path / "elsewhere", "m1", DIM)
+
+
+@pytest.mark.parametrize(("name", "library"), [("annoy", "annoy"), ("milvus", "pymilvus")])
+def test_a_backend_without_its_extra_names_the_setting_and_the_extra(
+    name: str, library: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if `pip install 'lookalike[annoy]'` (or [milvus]) had not been run.
+    monkeypatch.setitem(sys.modules, library, None)
+    monkeypatch.delitem(sys.modules, f"lookalike.index.{name}_backend", raising=False)
+    expected = rf"LOOKALIKE_INDEX_BACKEND={name} needs {library}, .*'lookalike\[{name}\]'"
+    with pytest.raises(IndexBackendError, match=expected):
+        _backend(name, tmp_path)
 
 
 # ---- Milvus: errors and isolation -----------------------------------------------------
