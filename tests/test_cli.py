@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 from typer.testing import CliRunner
 
 from lookalike import cli
+from lookalike.api.schemas import DuplicateGroup, SearchResult
 from lookalike.cli import app
 from tests.conftest import write_catalog
 
@@ -51,9 +54,11 @@ def test_full_cycle(
     assert code == 0, out
     docs = [json.loads(line) for line in out.strip().splitlines()]
     assert [d["query"] for d in docs] == [str(query), str(dataset / dataset_rows[4]["file"])]
-    assert docs[0]["results"][0]["sku"] == dataset_rows[3]["id"]
-    assert set(docs[0]["results"][0]) >= {"sku", "score", "match", "inliers", "title", "image"}
-    assert docs[0]["results"][0]["match"] == "exact"
+    first = docs[0]["results"][0]
+    assert first["product"]["sku"] == dataset_rows[3]["id"] and first["match"] == "exact"
+    # The API's document (api/schemas.SearchResult), the photo as its file.
+    image = urlparse(SearchResult.model_validate(first).product.image_url)
+    assert image.scheme == "file" and Path(url2pathname(image.path)).samefile(query)
 
     code, out = run("similar", dataset_rows[3]["id"], "-k", "3", "--json")
     assert code == 0 and len(json.loads(out)["results"]) == 3
@@ -170,6 +175,7 @@ def test_duplicates_table_json_and_bounds(
     assert code == 0, out
     report = json.loads(out)
     assert report["products"] == 5 and report["threshold"] == 0.88
+    assert [DuplicateGroup.model_validate(g) for g in report["groups"]]  # the API's document
     assert [[p["sku"] for p in g["products"]] for g in report["groups"]] == [
         [rows[0]["id"], "copy-1"]
     ]

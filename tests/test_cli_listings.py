@@ -47,23 +47,24 @@ def test_search_shows_copies_of_a_photo_as_one_result(
     assert code == 0, out
     results: list[dict[str, Any]] = json.loads(out)["results"]
     first = results[0]
-    assert {first["sku"], *(p["sku"] for p in first["listings"])} == group
-    assert set(first["listings"][0]) >= {"sku", "title", "price", "image"}
-    assert len(results) == 3 and not group & {r["sku"] for r in results[1:]}
+    assert {first["product"]["sku"], *(p["sku"] for p in first["listings"])} == group
+    assert set(first["listings"][0]) >= {"sku", "title", "price", "image_url"}
+    assert len(results) == 3 and not group & {r["product"]["sku"] for r in results[1:]}
 
     code, out = run("search", query, "-k", "3")
     assert code == 0 and "same photo" in out, out
-    other = (group - {first["sku"]}).pop()
+    other = (group - {first["product"]["sku"]}).pop()
     assert other in out
 
     code, out = run("search", query, "-k", "3", "--json", "--no-group-listings")
     assert code == 0, out
     results = json.loads(out)["results"]
-    assert group <= {r["sku"] for r in results} and all(r["listings"] == [] for r in results)
+    assert group <= {r["product"]["sku"] for r in results}
+    assert all(r["listings"] == [] for r in results)
     code, out = run("search", query, "-k", "3", "--no-group-listings")
     assert code == 0 and "same photo" not in out, out
 
     # "More like this" takes the same switch: ungrouped, the copy is a result of its own.
     code, out = run("similar", rows[2]["id"], "-k", "2", "--json", "--no-group-listings")
     assert code == 0, out
-    assert "copy-1" in {r["sku"] for r in json.loads(out)["results"]}
+    assert "copy-1" in {r["product"]["sku"] for r in json.loads(out)["results"]}

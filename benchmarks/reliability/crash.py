@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import httpx
 
@@ -59,6 +61,11 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _file(uri: str) -> Path:
+    """The file a CLI result's ``file:`` URI names."""
+    return Path(url2pathname(urlparse(uri).path))
+
+
 def search_finds_itself(home: Home, photos: list[Path]) -> list[str]:
     """Search each photo with the CLI; the first result must be that very image (its
     bytes: the dev set has a few byte-identical photos under other SKUs)."""
@@ -67,7 +74,7 @@ def search_finds_itself(home: Home, photos: list[Path]) -> list[str]:
     out = [f"search exited {done.returncode}: {done.stderr[-300:]}"] if done.returncode else []
     for photo, doc in zip(photos, found, strict=False):
         hits = doc.get("results", [])
-        if not hits or _sha(Path(hits[0]["image"])) != _sha(photo):
+        if not hits or _sha(_file(hits[0]["product"]["image_url"])) != _sha(photo):
             out.append(f"search with {photo.name} did not find it first: {hits[:1]}")
     if len(found) != len(photos):
         out.append(f"search answered {len(found)} of {len(photos)} photos")

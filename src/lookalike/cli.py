@@ -241,31 +241,13 @@ def _aspect_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _product_json(p: ProductData) -> dict[str, Any]:
-    return {
-        "sku": p.sku,
-        "title": p.title,
-        "category": p.category,
-        "price": p.price,
-        "currency": p.currency,
-        "url": p.url,
-        "image": p.image_path,
-        "metadata": p.attributes,
-    }
+def _hits_json(hits: list[SearchHit]) -> list[dict[str, Any]]:
+    """Results as the API's documents (api/schemas.SearchResult: one definition for both),
+    the photos as ``file:`` URIs."""
+    # Imported here: the API's models take ~0.1 s to import, which a table need not wait.
+    from lookalike.api.schemas import SearchResult
 
-
-def _hit_json(hit: SearchHit) -> dict[str, Any]:
-    product = _product_json(hit.product)
-    return {
-        "sku": product.pop("sku"),
-        "score": round(hit.score, 5),
-        "match": hit.match,
-        "inliers": hit.inliers,
-        "aspects": hit.aspects,
-        "colours": [{"hex": h, "share": s} for h, s in hit.colours],
-        **product,
-        "listings": [_product_json(p) for p in hit.listings],
-    }
+    return [SearchResult.of(h, files=True).model_dump(mode="json") for h in hits]
 
 
 def _print_hits(title: str, hits: list[SearchHit]) -> None:
@@ -328,7 +310,7 @@ def search(
     for r in results:
         failed |= r.error is not None
         if as_json:
-            doc: dict[str, Any] = {"query": r.query, "results": [_hit_json(h) for h in r.hits]}
+            doc: dict[str, Any] = {"query": r.query, "results": _hits_json(r.hits)}
             if r.error:
                 doc["error"] = r.error
             out.print_json(json.dumps(doc)) if sys.stdout.isatty() else print(json.dumps(doc))
@@ -360,7 +342,7 @@ def similar(
         feedback = Feedback(tuple(more), tuple(less))
         hits = engine.similar(sku, k, Filters(category), weights, feedback, group_listings)
     if as_json:
-        print(json.dumps({"sku": sku, "results": [_hit_json(h) for h in hits]}))
+        print(json.dumps({"sku": sku, "results": _hits_json(hits)}))
     else:
         _print_hits(f"similar to {sku}", hits)
 
@@ -402,28 +384,17 @@ def duplicates(
 
 
 def _duplicates_json(found: Duplicates) -> dict[str, Any]:
+    """The groups as the API's documents (api/schemas.DuplicateGroup), with the run's
+    counts."""
+    from lookalike.api.schemas import DuplicateGroup  # as in _hits_json
+
     return {
         "threshold": found.threshold,
         "products": found.products,
         "candidates": found.candidates,
         "compared": found.compared,
         "unreadable": list(found.unreadable),
-        "groups": [
-            {
-                "similarity": g.similarity,
-                "identical": g.identical,
-                "products": [
-                    {
-                        "sku": p.sku,
-                        "title": p.title,
-                        "category": p.category,
-                        "image": p.image_path,
-                    }
-                    for p in g.products
-                ],
-            }
-            for g in found.groups
-        ],
+        "groups": [DuplicateGroup.of(g, files=True).model_dump(mode="json") for g in found.groups],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -42,14 +43,20 @@ class Product(BaseModel):
     currency: str | None = None
     url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    image_url: str
+    image_url: str = Field(description="Its photo (the CLI's --json: the file, as a file: URI)")
     thumbnail_url: str
     image_width: int | None = None
     image_height: int | None = None
 
     @classmethod
-    def of(cls, p: ProductData) -> Product:
-        image = f"{API_PREFIX}/images/{quote(p.sku, safe='')}"
+    def of(cls, p: ProductData, *, files: bool = False) -> Product:
+        """The product as answers show it. ``files``: its photo as a ``file:`` URI (the
+        CLI, which reads the catalog's own files) instead of the API's image route."""
+        if files:
+            image = thumbnail = Path(p.image_path).absolute().as_uri()
+        else:
+            image = f"{API_PREFIX}/images/{quote(p.sku, safe='')}"
+            thumbnail = f"{image}?size=thumb"
         return cls(
             sku=p.sku,
             title=p.title,
@@ -59,7 +66,7 @@ class Product(BaseModel):
             url=p.url,
             metadata=p.attributes,
             image_url=image,
-            thumbnail_url=f"{image}?size=thumb",
+            thumbnail_url=thumbnail,
             image_width=p.image_width,
             image_height=p.image_height,
         )
@@ -111,15 +118,16 @@ class SearchResult(BaseModel):
     )
 
     @classmethod
-    def of(cls, hit: SearchHit) -> SearchResult:
+    def of(cls, hit: SearchHit, *, files: bool = False) -> SearchResult:
+        """``files``: as :meth:`Product.of`."""
         return cls(
             score=round(hit.score, 5),
             match=hit.match,
             inliers=hit.inliers,
             aspects=AspectScores(**hit.aspects) if hit.aspects is not None else None,
             colours=[Swatch(hex=h, share=s) for h, s in hit.colours],
-            product=Product.of(hit.product),
-            listings=[Product.of(p) for p in hit.listings],
+            product=Product.of(hit.product, files=files),
+            listings=[Product.of(p, files=files) for p in hit.listings],
         )
 
 
@@ -283,11 +291,12 @@ class DuplicateGroup(BaseModel):
     products: list[Product] = Field(description="The group's products, oldest first")
 
     @classmethod
-    def of(cls, group: duplicates.DuplicateGroup) -> DuplicateGroup:
+    def of(cls, group: duplicates.DuplicateGroup, *, files: bool = False) -> DuplicateGroup:
+        """``files``: as :meth:`Product.of`."""
         return cls(
             similarity=group.similarity,
             identical=group.identical,
-            products=[Product.of(p) for p in group.products],
+            products=[Product.of(p, files=files) for p in group.products],
         )
 
 

@@ -408,7 +408,10 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             };
-            /** Image Url */
+            /**
+             * Image Url
+             * @description Its photo (the CLI's --json: the file, as a file: URI)
+             */
             image_url: string;
             /** Thumbnail Url */
             thumbnail_url: string;
