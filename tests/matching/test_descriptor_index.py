@@ -38,9 +38,18 @@ def saved(
     return folders
 
 
-@pytest.fixture(params=["flat", "ivfpq"])
-def index(request: pytest.FixtureRequest, saved: dict[str, Path]) -> DescriptorIndex:
-    return DescriptorIndex.load(saved[request.param])
+@pytest.fixture(params=["flat", "ivfpq", "ivfpq-graph"])
+def index(
+    request: pytest.FixtureRequest, saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> DescriptorIndex:
+    """Each kind; "ivfpq-graph": the IVF-PQ one finding its lists in an HNSW graph, as
+    catalogs with HNSW_MIN_LISTS lists or more do."""
+    kind, _, graph = request.param.partition("-")
+    if graph:
+        monkeypatch.setattr(descriptor_index, "HNSW_MIN_LISTS", 16)
+    loaded = DescriptorIndex.load(saved[kind])
+    assert (loaded._lists is not None) == bool(graph)
+    return loaded
 
 
 def _photo(i: int) -> np.ndarray:
@@ -62,6 +71,20 @@ def test_removed_products_get_no_votes_and_added_ones_do(
     index.add([(107, catalog[107])])
     assert index.votes(_photo(7), top=1)[0][0] == 107
     assert len(index) == PRODUCTS
+
+
+def test_the_list_graph_finds_the_lists_the_quantizer_would(
+    catalog: dict[int, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph's lists give the neighbours an exhaustive look at every centroid gives."""
+    monkeypatch.setattr(descriptor_index, "HNSW_MIN_LISTS", 64)
+    built = DescriptorIndex.build("test", catalog.items(), flat_max=1000, nlist=64)
+    assert built._lists is not None
+    photo = np.concatenate([_photo(i) for i in (0, 7, 13)])
+    graph = built._search(photo, 5)
+    exact = built.index.search(photo, 5)
+    same_rows = (graph[1] == exact[1]).all(axis=1).mean()
+    assert same_rows >= 0.99, same_rows
 
 
 def test_save_and_load_keep_everything(index: DescriptorIndex, tmp_path: Path) -> None:
