@@ -73,11 +73,13 @@ SEARCH_THREADS = os.cpu_count() or 1
 SEARCH_PART_MIN = 256
 # From this many lists on, a photo descriptor's NPROBE nearest lists are found in an HNSW
 # graph over the lists' centroids instead of by comparing it with every centroid, whose
-# cost grows with the lists (the catalog): 600 photo descriptors on one core (2026-11-29,
-# a slow VM day) took 31 / 157 / 500 ms against 2,048 / 8,192 / 16,384 centroids (10k /
-# 100k / 1M products), the graph 16 / 54 / 79 ms, finding 0.999 / 0.9997 / 0.9992 of the
-# same lists (efSearch 32 / 64 / 64; the larger two on stand-in centroids). Built at load
-# from the stored quantizer (0.1 / 0.9 / 2.3 s on one core); writes still assign with the exact one.
+# cost grows with the lists (the catalog). 600 photo descriptors on one core (2026-11-29,
+# a slow VM day): 31 / 157 / 500 ms against 2,048 / 8,192 / 16,384 centroids (10k / 100k
+# / 1M products), the graph 16 / 54 / 79 ms (efSearch 32 / 64 / 64), finding 0.999 /
+# 0.9997 / 0.9992 of the same lists (16,384: stand-in centroids). The votes of 100 SMVS
+# photos at 10k: 125.8 -> 104.8 core-ms a photo with 2,048 lists, 162.7 -> 68.5 with
+# 8,192, the same five best candidates for every photo. Built at load from the stored
+# quantizer (0.1 / 0.9 / 2.3 s on one core); writes still assign with the exact one.
 HNSW_MIN_LISTS = 2048
 HNSW_NEIGHBOURS = 32  # the graph's M
 INDEX_FILE = "descriptors.faiss"
