@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
@@ -310,10 +310,15 @@ class DescriptorIndex:
         self.manifest.ids_sha256 = ids_checksum(np.fromiter(self._counts, np.int64))
 
     def memory_bytes(self) -> int:
-        """Bytes the index holds in RAM (codes and ids; the flat index holds floats)."""
+        """Bytes the index holds in RAM (codes and ids; the flat index holds floats), and
+        the lists' graph (centroids and links) when it has one."""
         n = int(self.index.ntotal)
         per = (PQ_BYTES + 8) if self.manifest.kind == "ivfpq" else (4 * DESCRIPTOR_DIM + 8)
-        return n * per
+        graph = 0
+        if self._lists is not None:
+            # Level 0 holds 2M links of 4 bytes a node; the upper levels add a few percent.
+            graph = self._lists.ntotal * (4 * DESCRIPTOR_DIM + 2 * HNSW_NEIGHBOURS * 4)
+        return n * per + graph
 
     # ---- persistence -------------------------------------------------------------------
 
@@ -406,7 +411,10 @@ def _search_part(
         dist, nn = index.search(x, k)
     else:
         centroid_dist, probed = lists.search(x, NPROBE)
-        dist, nn = index.search_preassigned(x, k, probed, centroid_dist)
+        # The Python wrapper's signature (x, k, assign, centroid_dis); faiss's stubs
+        # describe the C++ one.
+        ivf: Any = index
+        dist, nn = ivf.search_preassigned(x, k, probed, centroid_dist)
     return dist, nn
 
 
