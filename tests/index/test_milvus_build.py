@@ -1,4 +1,5 @@
-"""A Milvus build seals the rows it wrote (flush), so searches use the indexes."""
+"""A Milvus build, and a save after later writes, seal the rows written (flush), so
+searches use the indexes."""
 
 from __future__ import annotations
 
@@ -51,3 +52,22 @@ def test_a_build_ends_with_a_flush(tmp_path: Path) -> None:
     assert found[:, 0].tolist() == ids[:5].tolist()
     _, found = index.search_filtered(x[:5], 10, Filters("b"), np.empty(0, np.int64))
     assert all(len(row) == 10 and all((i - 1) % 10 == 0 for i in row) for row in found)
+
+
+def test_a_save_seals_the_rows_written_since(tmp_path: Path) -> None:
+    """An ingest into an existing collection writes through ``add`` and ends with a save:
+    it left up to 20,000 rows unflushed before, each search scanning them in Python."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(200, dtype=np.int64) + 1
+    backend = MilvusBackend(str(tmp_path / "m.db"))
+    index = backend.build(ids[:100], x[:100], "m1", DIM)
+    recording = _Recording(backend.client)
+    index.client = recording
+    index.add(ids[100:], x[100:])
+    index.save(tmp_path)
+    last_write = max(i for i, call in enumerate(recording.calls) if call in ("insert", "upsert"))
+    assert "flush" in recording.calls[last_write:]
+    _, found = index.search(x[150:155], 1)
+    assert found[:, 0].tolist() == ids[150:155].tolist()
