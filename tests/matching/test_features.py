@@ -63,3 +63,15 @@ def test_corrupt_stored_data_is_refused() -> None:
         LocalFeatures.from_bytes(data[:-1])
     with pytest.raises(ValueError):
         LocalFeatures.from_bytes(b"XXXX" + data[4:])
+
+
+def test_a_studio_shot_searched_as_a_photo_is_described_as_its_catalog_copy() -> None:
+    """The studio-white margin is skipped on both sides, so the photo's keypoints are the
+    catalog image's (with the margin searched, SIFT's borders moved some of them)."""
+    shot = Image.new("RGB", (420, 480), "white")
+    shot.paste(poster(5, (160, 200)), (130, 150))
+    catalog, photo = catalog_features(shot), query_features(shot)
+    assert 0 < len(catalog) < CATALOG_MAX_FEATURES  # no cap cuts either set
+    np.testing.assert_array_equal(photo.xy, catalog.xy)
+    np.testing.assert_array_equal(photo.descriptors, catalog.descriptors)
+    assert photo.pixels is not None and photo.pixels.shape[:2] == (480, 420)

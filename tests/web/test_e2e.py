@@ -52,7 +52,10 @@ def test_upload_a_photo_and_see_look_alikes(
     start = time.monotonic()
     page.goto("/")
     page.get_by_text("Drop a product photo here").wait_for()
-    assert time.monotonic() - start < 1.0  # usable within a second on loopback (0.4 s seen)
+    # Usable at once (0.4 s seen on loopback; 1.1 s on a slow, busy VM): a loose bound, as
+    # timings belong to benchmarks. It catches a page waiting on what it cannot reach (a
+    # CDN without internet: tens of seconds), not a slow machine.
+    assert time.monotonic() - start < 3.0
     shot(page, "home")
     row = _query_row(dataset, dataset_rows, "Watches")
     page.get_by_test_id("file-input").set_input_files(str(dataset / row["file"]))

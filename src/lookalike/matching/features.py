@@ -143,8 +143,14 @@ def catalog_features(image: Image.Image) -> LocalFeatures:
 
 def query_features(image: Image.Image) -> LocalFeatures:
     """Local features of a query photo (more and finer than a catalog image's: the
-    product is only part of the photo), with the photo's pixels at the described size."""
-    features = extract(image, max_side=QUERY_MAX_SIDE, max_features=QUERY_MAX_FEATURES)
+    product is only part of the photo), with the photo's pixels at the described size.
+    A studio-white margin is skipped as in catalog images: a catalog-style photo costs
+    21% less SIFT (38.9 -> 30.9 core-ms on 99 dev photos, 163.4 keypoints either way) and
+    is described as its catalog copy was; phone photos have no such margin (50 SMVS
+    photos: the same keypoints)."""
+    features = extract(
+        image, max_side=QUERY_MAX_SIDE, max_features=QUERY_MAX_FEATURES, skip_white=True
+    )
     return dataclasses.replace(features, pixels=_rgb(image, (features.width, features.height)))
 
 
