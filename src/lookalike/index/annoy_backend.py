@@ -41,10 +41,9 @@ from lookalike.index.base import (
     IndexManifest,
     NoIndexError,
     ProductIndex,
-    exact_neighbors,
     recall,
     recall_of,
-    recall_sample,
+    tuning_queries,
 )
 from lookalike.index.vector_index import atomic_write, ids_checksum
 
@@ -83,7 +82,8 @@ def _build_forest(
     ids: np.ndarray, vectors: np.ndarray, trees: int, target_recall: float, jobs: int
 ) -> _Forest:
     """Build a forest and tune ``search_k``: the smallest of ``trees * 10 * 2**j`` whose
-    recall@10 against exact search reaches ``target_recall`` (as FAISS tunes nprobe).
+    recall@10 against exact search reaches ``target_recall`` on fresh-like queries
+    (:func:`~lookalike.index.base.tuning_queries`, as FAISS tunes nprobe).
 
     The forest is built straight into a temporary file (deleted with the forest) rather
     than in memory: Annoy's ``save`` of an in-memory forest unloads and re-maps it, which
@@ -102,12 +102,11 @@ def _build_forest(
     forest.build(trees, n_jobs=jobs)  # releases the GIL: searches go on meanwhile
     built = _Forest(forest, Path(name), ids, trees * RECALL_K, None)
     weakref.finalize(built, os.unlink, name)
-    queries, qids = recall_sample(vectors, ids)
-    truth = exact_neighbors(vectors, ids, queries, qids)
+    sample = tuning_queries(vectors, ids)
     while True:
-        positions = [forest.get_nns_by_vector(q, RECALL_K + 1, built.search_k) for q in queries]
-        found = np.array([_padded(ids[p], RECALL_K + 1) for p in positions])
-        reached = recall(found, qids, truth)
+        positions = [forest.get_nns_by_vector(q, RECALL_K, built.search_k) for q in sample.queries]
+        found = np.array([_padded(ids[p], RECALL_K) for p in positions])
+        reached = recall(found, sample.truth)
         if reached >= target_recall or built.search_k >= n * trees:
             built.recall_at_10 = round(reached, 4)
             return built
@@ -253,7 +252,7 @@ class AnnoyProductIndex:
         return self._delta_matrix
 
     def measure_recall(self, vectors: np.ndarray, ids: np.ndarray) -> float:
-        """Recall@10 of forest + delta against exact search."""
+        """Recall@10 of forest + delta against exact search, on fresh-like queries."""
         return recall_of(self.search, vectors, ids)
 
     # ---- updates -----------------------------------------------------------------------

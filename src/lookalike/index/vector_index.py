@@ -2,7 +2,8 @@
 
 Small catalogs get exact search (flat inner product). Past ``exact_max`` vectors an IVF
 index is trained, and its ``nprobe`` is the smallest that reaches the target recall@10
-against exact search on a sample of the catalog itself (autofaiss-style tuning). The IVF
+against exact search on fresh-like queries made from a sample of the catalog
+(:func:`~lookalike.index.base.tuning_queries`: catalog vectors moved off themselves). The IVF
 lists hold the vectors themselves (``ivf``) or, for the compressed kind (``ivfpq``, see
 :mod:`lookalike.index.compressed`), PQ codes whose candidates are re-ranked on exact
 vectors kept in a memory-mapped file. Every kind supports adding and removing single
@@ -34,10 +35,9 @@ from lookalike.index.base import (
     IndexManifest,
     NoIndexError,
     ProductIndex,
-    exact_neighbors,
     isin_sorted,
     recall,
-    recall_sample,
+    tuning_queries,
 )
 from lookalike.index.compressed import (
     PQ_MIN_PRODUCTS,
@@ -181,12 +181,11 @@ class VectorIndex:
 
     def tune_nprobe(self, vectors: np.ndarray, ids: np.ndarray, target: float) -> None:
         """Smallest power-of-two nprobe (``ivfpq``: with the smallest re-rank depth at
-        it) whose recall@10 against exact search reaches ``target`` on catalog vectors
-        used as queries (their own id left out)."""
+        it) whose recall@10 against exact search reaches ``target`` on fresh-like
+        queries (:func:`~lookalike.index.base.tuning_queries`): a catalog vector used as
+        its own query would be routed to its own list and overstate a shopper's recall."""
         ivf = faiss.extract_index_ivf(self.index)
-        queries, qids = recall_sample(vectors, ids)
-        queries = queries.astype(np.float32)
-        truth = exact_neighbors(vectors, ids, queries, qids)
+        sample = tuning_queries(vectors, ids)
         compressed = self.manifest if isinstance(self.manifest, CompressedManifest) else None
         nprobe = 1
         while True:
@@ -194,7 +193,7 @@ class VectorIndex:
             for depth in RERANK_DEPTHS if compressed else (0,):
                 if compressed:
                     compressed.rerank_depth = depth
-                reached = recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+                reached = recall(self._search_raw(sample.queries, RECALL_K)[1], sample.truth)
                 if reached >= target:
                     break
             if reached >= target or nprobe >= ivf.nlist:
@@ -204,14 +203,12 @@ class VectorIndex:
 
     def measure_recall(self, vectors: np.ndarray, ids: np.ndarray) -> float:
         """Recall@10 of this index (its whole search: for ``ivfpq``, codes then re-rank)
-        against exact search (1.0 for a flat index)."""
-        if self.manifest.kind == "flat":
+        against exact search on fresh-like queries, as tuned (1.0 for a flat index)."""
+        if self.manifest.kind == "flat" or len(ids) == 0:
             return 1.0
-        queries, qids = recall_sample(vectors, ids)
-        queries = queries.astype(np.float32)
         with all_build_threads():
-            truth = exact_neighbors(vectors, ids, queries, qids)
-            return recall(self._search_raw(queries, RECALL_K + 1)[1], qids, truth)
+            sample = tuning_queries(vectors, ids)
+            return recall(self._search_raw(sample.queries, RECALL_K)[1], sample.truth)
 
     # ---- queries -----------------------------------------------------------------------
 
