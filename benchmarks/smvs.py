@@ -12,7 +12,10 @@
    exact match (target: at most 2%), and their results should still be DVD covers.
 4. Catalog -> catalog on the fashion products (``--fashion-queries N``, every k-th):
    each catalog photo is searched as a photo; exact matches under *other* SKUs are
-   listed with whether their image is byte-identical or a near-identical photo.
+   listed with whether their image is byte-identical or a near-identical photo. With
+   ``--fashion-edits``, the same again for edited copies of those photos (resized,
+   re-encoded, cropped, colour-shifted: benchmarks/duplicates.py; mirrored copies are
+   left out, no homography maps them), per edit.
 5. ``--small-photos``: the closed set again with every photo shrunk to 320 and to 200 px
    on its longer side (the product small or far away: verification mostly fails), ranked
    with the photo's local votes (the default) and by cosine alone (``vote_weight`` 0).
@@ -39,6 +42,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from benchmarks.common import DATASET, REPO, label_rows, machine
+from benchmarks.duplicates import edits
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.evaluation.queries import PhotoQuery, evaluate_queries
@@ -77,6 +81,7 @@ def run(
     fashion_queries: int = 0,
     small_photos: bool = False,
     shelf_photos: bool = False,
+    fashion_edits: bool = False,
 ) -> dict[str, Any]:
     settings = Settings(home=home, local_features=local)
     rows = smvs_rows()
@@ -108,6 +113,8 @@ def run(
     if distractors and fashion_queries:
         results["fashion"] = fashion_exact(engine, fashion_queries, out / "fashion")
         print("fashion catalog -> catalog:", json.dumps(results["fashion"]), flush=True)
+        if fashion_edits:
+            results["fashion_edits"] = fashion_edit_runs(engine, fashion_queries, out)
     if small_photos and local:
         results["small"] = small_photo_runs(engine, queries, out / "small")
     if shelf_photos and local and distractors:
@@ -117,11 +124,19 @@ def run(
     return results
 
 
-def fashion_exact(engine: Engine, n: int, out: Path) -> dict[str, Any]:
-    """Fashion catalog photos as queries: which exact matches name another SKU?"""
+def fashion_exact(
+    engine: Engine, n: int, out: Path, edit: str | None = None, folder: Path | None = None
+) -> dict[str, Any]:
+    """Fashion catalog photos as queries (or their ``edit`` copies, written to ``folder``):
+    which exact matches name another SKU?"""
     records = read_catalog(DATASET / "labels.csv").records
     picked = records[:: max(1, len(records) // n)][:n]
     queries = [PhotoQuery(r.image, r.sku, "", r.category) for r in picked]
+    if edit is not None and folder is not None:
+        for i, q in enumerate(queries):
+            copy = folder / f"{q.sku}-{edit}.jpg"
+            copy.write_bytes(edits(q.image.read_bytes(), i)[edit])
+            queries[i] = dataclasses.replace(q, image=copy)
     report = evaluate_queries(engine, queries, out)
     products = engine.store.get_many([r.sku for r in records])
     others = []
@@ -135,6 +150,17 @@ def fashion_exact(engine: Engine, n: int, out: Path) -> dict[str, Any]:
         "found_itself_exact": report["exact"]["recall"],
         "other_sku_exact": others,
     }
+
+
+def fashion_edit_runs(engine: Engine, n: int, out: Path) -> dict[str, Any]:
+    """:func:`fashion_exact` for each kind of edited copy (its files in a temporary
+    folder: derived from the data set's photos, never kept)."""
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for edit in ("resize", "jpeg", "crop", "colour"):
+            results[edit] = fashion_exact(engine, n, out / f"fashion-{edit}", edit, Path(tmp))
+            print(f"fashion {edit} copies:", json.dumps(results[edit]), flush=True)
+    return results
 
 
 def small_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
@@ -247,6 +273,7 @@ def main() -> None:
     parser.add_argument("--no-distractors", action="store_true")
     parser.add_argument("--no-local", action="store_true")
     parser.add_argument("--fashion-queries", type=int, default=0)
+    parser.add_argument("--fashion-edits", action="store_true")
     parser.add_argument("--small-photos", action="store_true")
     parser.add_argument("--shelf-photos", action="store_true")
     args = parser.parse_args()
@@ -260,6 +287,7 @@ def main() -> None:
             args.fashion_queries,
             args.small_photos,
             args.shelf_photos,
+            args.fashion_edits,
         )
 
 

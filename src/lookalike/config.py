@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         le=1.0,
         description="Gradient correlation of photo and catalog image where they matched",
     )
+    exact_max_recoloured: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of the matched region in another colour (studio-lit pictures only)",
+    )
     zoom: bool = Field(
         True,
         description="When nothing matches a whole photo, look again at its centre in finer detail",

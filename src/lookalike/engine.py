@@ -209,6 +209,7 @@ class Engine:
             s.exact_min_coverage,
             s.verify_min_votes,
             s.exact_min_structure,
+            s.exact_max_recoloured,
             vote_weight=s.vote_weight,
         )
 

@@ -53,3 +53,19 @@ def photograph(
     background[mask] = warped[mask]
     photo = Image.fromarray(background)
     return photo.rotate(rotate, expand=True) if rotate else photo
+
+
+def studio(product: Image.Image, margin: float = 0.15) -> Image.Image:
+    """``product`` shot as a catalog photo: on studio white, with a white margin around it."""
+    w, h = product.size
+    pad = round(margin * max(w, h))
+    canvas = Image.new("RGB", (w + 2 * pad, h + 2 * pad), (255, 255, 255))
+    canvas.paste(product, (pad, pad))
+    return canvas
+
+
+def recoloured(product: Image.Image, turn: int = 90) -> Image.Image:
+    """The same design in another colourway: every hue turned by ``turn`` degrees."""
+    h, s, v = product.convert("HSV").split()
+    hue = h.point(lambda x: (x + round(turn * 256 / 360)) % 256)
+    return Image.merge("HSV", (hue, s, v)).convert("RGB")

@@ -9,7 +9,7 @@ from pathlib import Path
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import CatalogRecord
-from tests.matching.conftest import photograph, poster
+from tests.matching.conftest import photograph, poster, recoloured, studio
 
 
 def _engine(settings: Settings, tmp_path: Path) -> tuple[Engine, Path]:
@@ -47,4 +47,25 @@ def test_an_unreadable_catalog_image_leaves_it_to_geometry(
     (tmp_path / "catalog" / "p1.png").unlink()
     (result,) = engine.search_files([photo], k=3)
     assert (result.hits[0].product.sku, result.hits[0].match) == ("p1", "exact")
+    engine.close()
+
+
+def test_another_colourway_is_not_the_exact_match(settings: Settings, tmp_path: Path) -> None:
+    # A catalog-style photo (studio white) of a product whose other colourway is listed
+    # too: the colourway matches geometrically and by its edges, not by its colour.
+    images = tmp_path / "catalog"
+    images.mkdir()
+    pictures = {"red": studio(poster(1)), "teal": studio(recoloured(poster(1))), "p2": poster(2)}
+    records = []
+    for sku, picture in pictures.items():
+        picture.save(images / f"{sku}.png")
+        records.append(CatalogRecord(sku, images / f"{sku}.png", f"{sku}.png", None, "poster"))
+    engine = Engine(settings)
+    assert not engine.ingest(records).failed
+    photo = tmp_path / "photo.jpg"
+    pictures["red"].resize((420, 520)).save(photo, quality=60)
+    (result,) = engine.search_files([photo], k=3, group=False)
+    verdicts = {hit.product.sku: (hit.match, hit.inliers or 0) for hit in result.hits}
+    assert verdicts["red"][0] == "exact"
+    assert verdicts["teal"][0] == "similar" and verdicts["teal"][1] >= 15
     engine.close()

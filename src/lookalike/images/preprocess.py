@@ -22,6 +22,7 @@ INPUT_SIZE = 224
 CROP_RATIO = 0.875  # the usual ImageNet evaluation crop (224 of 256)
 PAD_VALUE = 255
 BACKGROUND_MIN = 236  # all channels at or above: white studio background
+STUDIO_BORDER = 0.6  # share of white border pixels that marks a studio shot
 TRIM_MARGIN = 0.04  # keep a little background around the product, as catalog shots do
 
 
@@ -65,6 +66,14 @@ def trim_background(arr: np.ndarray) -> np.ndarray:
 def background_mask(arr: np.ndarray) -> np.ndarray:
     """255 where a pixel is studio-white background (every channel >= BACKGROUND_MIN)."""
     return cv2.inRange(arr, (BACKGROUND_MIN,) * 3, (255, 255, 255))
+
+
+def is_studio_lit(arr: np.ndarray) -> bool:
+    """True when most of an RGB picture's outermost pixels are studio white: a
+    catalog-style shot, framed, lit and white-balanced by its studio."""
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]], axis=0).reshape(1, -1, 3)
+    white = background_mask(np.ascontiguousarray(border))
+    return bool(np.count_nonzero(white) >= STUDIO_BORDER * white.size)
 
 
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -22,18 +22,14 @@ import numpy as np
 from PIL import Image
 
 from lookalike.images.loader import LoadedImage
-from lookalike.images.preprocess import background_mask
+from lookalike.images.preprocess import is_studio_lit
 
 CENTRE = 0.6  # side of the centre view, as a share of the photo's sides
-STUDIO_BORDER = 0.6  # share of white border pixels that marks a studio shot
 
 
 def is_studio_shot(image: LoadedImage) -> bool:
     """True when most of the picture's border is studio white (a catalog-style shot)."""
-    arr = np.asarray(image.pixels)
-    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]], axis=0).reshape(1, -1, 3)
-    white = background_mask(np.ascontiguousarray(border))
-    return bool(np.count_nonzero(white) >= STUDIO_BORDER * white.size)
+    return is_studio_lit(np.asarray(image.pixels))
 
 
 def query_views(image: LoadedImage) -> list[LoadedImage]:
