@@ -1,9 +1,10 @@
-"""An engine runs NumPy's BLAS on one thread and leaves FAISS's threads to FAISS."""
+"""An engine runs NumPy's BLAS and OpenCV on one thread and leaves FAISS's threads to FAISS."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import faiss  # noqa: F401  (its BLAS loaded, to be left alone)
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -36,3 +37,10 @@ def test_engine_runs_numpy_blas_on_one_thread(settings: Settings) -> None:
     assert all(threads[k] == 1 for k in numpy_libs)
     # FAISS's BLAS follows its OpenMP threads (every core for builds): untouched.
     assert {k: v for k, v in threads.items() if k.startswith("faiss")} == faiss_before
+
+
+def test_engine_runs_opencv_on_one_thread(settings: Settings) -> None:
+    cv2.setNumThreads(2)  # as a fresh process on two cores has it
+    engine = Engine(settings)
+    engine.close()
+    assert cv2.getNumThreads() == 1

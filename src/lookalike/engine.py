@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lookalike.cache import BoundedCache
 from lookalike.config import Settings
 from lookalike.embeddings.aspects import AspectLayout
 from lookalike.embeddings.embedder import Embedder, EmbedderConfig, create_embedder
@@ -58,7 +59,7 @@ from lookalike.search.grouping import ListingGrouper, grouped
 from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams, Zoom
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
-from lookalike.threads import one_blas_thread
+from lookalike.threads import one_thread_per_call
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ DUPLICATE_VERDICTS = 200_000
 # Pictures of search results kept for grouping the listings of one photo (about 14 KB
 # each for a 3:4 photo).
 LISTING_PICTURES = 1024
+# Catalog pictures kept for the appearance check (at most 192 px a side: 110 KB each).
+APPEARANCE_PICTURES = 256
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class Engine:
     """
 
     def __init__(self, settings: Settings) -> None:
-        one_blas_thread()  # searches run side by side, each on one core (threads.py)
+        one_thread_per_call()  # searches run side by side, each on one core (threads.py)
         self.settings = settings
         self.store = CatalogStore(settings.resolved_database_url)
         self._lock = threading.RLock()
@@ -129,6 +132,9 @@ class Engine:
         self._duplicate_runs: OrderedDict[tuple[int, str, float], Duplicates] = OrderedDict()
         self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._pictures = PictureCache(self._duplicate_picture, LISTING_PICTURES)
+        self._appearances: BoundedCache[tuple[str, tuple[int, int]], np.ndarray] = BoundedCache(
+            APPEARANCE_PICTURES
+        )
 
     # ---- model and index ---------------------------------------------------------------
 
@@ -621,7 +627,19 @@ class Engine:
 
     def _catalog_pixels(self, product: ProductData, size: tuple[int, int]) -> np.ndarray | None:
         """A product's image as RGB pixels of ``size`` (the appearance check of a photo
-        search), or None when it cannot be read."""
+        search), or None when it cannot be read. Kept by sha256: the same products come
+        back as matches (reading a dev image costs ~1 ms a check)."""
+        key = (product.image_sha256, size)
+        kept, epoch = self._appearances.lookup([key])
+        if key in kept:
+            return kept[key]
+        pixels = self._read_pixels(product, size)
+        if pixels is not None:
+            pixels.flags.writeable = False
+            self._appearances.store({key: pixels}, epoch)
+        return pixels
+
+    def _read_pixels(self, product: ProductData, size: tuple[int, int]) -> np.ndarray | None:
         try:
             data = read_image_bytes(Path(product.image_path), self.limits.max_bytes)
             image = load_image(

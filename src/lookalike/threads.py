@@ -8,6 +8,15 @@ core-ms against 0.74 on one thread, and a whole photo search (dev catalog, one a
 time, another job busy on the machine) 74-78 core-ms against 49-55. Parallelism comes
 from the requests, not from inside one product.
 
+OpenCV's own thread pool likewise splits every SIFT pass, resize, warp and colour
+conversion, most of them on pictures of a few hundred pixels: on one thread the
+appearance check cost 1.9 core-ms against 2.4, a dev photo's SIFT 11.3 against 11.8, and
+a phone-photo search 148-157 core-ms against 178 (SMVS, 3k catalog, one at a time; the
+same p50, 120-124 ms, and a longer tail, p99 253 against 214 ms, where a second look at
+the photo's centre runs SIFT again with nothing to overlap it). Ingest decodes and
+describes images on several threads already, and there one OpenCV thread each was
+2-3% faster.
+
 FAISS's own BLAS is left alone: it follows FAISS's OpenMP threads, which
 index/vector_index.py keeps at one for queries and at every core for builds.
 """
@@ -16,11 +25,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 from threadpoolctl import ThreadpoolController
 
 
-def one_blas_thread() -> None:
-    """Run NumPy's (and OpenCV's) BLAS on one thread, process-wide, from now on."""
+def one_thread_per_call() -> None:
+    """Run NumPy's BLAS and OpenCV's functions on one thread each, process-wide, from
+    now on (FAISS keeps its own)."""
+    cv2.setNumThreads(1)
     controller = ThreadpoolController()
     others = [
         lib.filepath

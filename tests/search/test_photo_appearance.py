@@ -31,8 +31,11 @@ def test_a_match_that_does_not_look_alike_is_not_exact(settings: Settings, tmp_p
     engine, photo = _engine(settings, tmp_path)
     (before,) = engine.search_files([photo], k=3)
     assert (before.hits[0].product.sku, before.hits[0].match) == ("p1", "exact")
-    # The stored keypoints still match, but the picture between them is another one.
+    engine.close()
+    # The stored keypoints still match, but the picture between them is another one (a
+    # new process: an engine keeps the catalog pictures it compared, by sha256).
     poster(7).save(tmp_path / "catalog" / "p1.png")
+    engine = Engine(settings)
     (after,) = engine.search_files([photo], k=3)
     first = after.hits[0]
     assert (first.product.sku, first.match) == ("p1", "similar")
@@ -68,4 +71,14 @@ def test_another_colourway_is_not_the_exact_match(settings: Settings, tmp_path: 
     verdicts = {hit.product.sku: (hit.match, hit.inliers or 0) for hit in result.hits}
     assert verdicts["red"][0] == "exact"
     assert verdicts["teal"][0] == "similar" and verdicts["teal"][1] >= 15
+    engine.close()
+
+
+def test_catalog_pictures_compared_are_kept(settings: Settings, tmp_path: Path) -> None:
+    # Read once by sha256 and kept: a second search compares without reading the file.
+    engine, photo = _engine(settings, tmp_path)
+    engine.search_files([photo], k=3)
+    poster(7).save(tmp_path / "catalog" / "p1.png")  # not re-ingested: same sha256
+    (result,) = engine.search_files([photo], k=3)
+    assert (result.hits[0].product.sku, result.hits[0].match) == ("p1", "exact")
     engine.close()

@@ -161,17 +161,28 @@ def test_cached_rows_follow_writes(store: CatalogStore, database_url: str) -> No
     assert store.by_ids([ids[0]])[ids[0]].title == "elsewhere"
 
 
-def test_row_cache_is_bounded_and_a_read_racing_a_write_stays_out() -> None:
-    from lookalike.store.catalog import _RowCache
-
-    cache = _RowCache(2)
-    _, epoch = cache.lookup([])
-    cache.store({i: _p(f"s{i}") for i in (1, 2, 3)}, epoch)
-    assert set(cache.lookup([1, 2, 3])[0]) == {2, 3}  # the oldest went
-    _, epoch = cache.lookup([4])  # a read starts...
-    cache.clear()  # ...a write commits...
-    cache.store({4: _p("s4")}, epoch)  # ...the read's rows predate it
-    assert cache.lookup([4])[0] == {}
+def test_cached_vectors_follow_writes(store: CatalogStore, database_url: str) -> None:
+    ids = store.upsert([(_p("s1"), _v(1)), (_p("s2", "b" * 64), _v(2))], "m1")
+    first = store.vectors(ids, "m1")  # now cached
+    np.testing.assert_array_equal(first[ids[0]], _v(1))
+    assert not first[ids[0]].flags.writeable  # shared: nobody may change it in place
+    assert store.vectors([ids[0]], "m2") == {}  # another model version: its own entries
+    store.upsert([(_p("s1", "c" * 64), _v(3))], "m1")  # a new image, a new vector
+    np.testing.assert_array_equal(store.vectors(ids, "m1")[ids[0]], _v(3))
+    store.delete(["s2"])
+    assert ids[1] not in store.vectors(ids, "m1")
+    assert store.delete_embeddings("m1") == 1
+    assert store.vectors(ids, "m1") == {}
+    store.upsert([(_p("s1", "d" * 64), _v(4))], "m1")
+    np.testing.assert_array_equal(store.vectors([ids[0]], "m1")[ids[0]], _v(4))  # cached
+    # Another process writes: this store learns of it from the change counter, then
+    # forgets what it cached (Engine.refresh_if_stale does that).
+    other = CatalogStore(database_url)
+    other.upsert([(_p("s1", "e" * 64), _v(5))], "m1")
+    other.close()
+    np.testing.assert_array_equal(store.vectors([ids[0]], "m1")[ids[0]], _v(4))
+    store.forget_rows()
+    np.testing.assert_array_equal(store.vectors([ids[0]], "m1")[ids[0]], _v(5))
 
 
 def test_local_features_live_and_die_with_the_product_image(store: CatalogStore) -> None:

@@ -9,6 +9,7 @@ weighting is one ordinary index search, with no re-embedding and nothing stored 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -109,7 +110,16 @@ def palette(vector: np.ndarray, layout: AspectLayout) -> list[tuple[str, float]]
     """The dominant colours (``#rrggbb``, share) a vector's colour part describes; empty
     when its layout has no colour part."""
     part = layout.part(vector, "colour")
-    return [] if part is None else colour.swatches(part)
+    if part is None:
+        return []
+    return list(_swatches(np.ascontiguousarray(part, dtype=np.float32).tobytes()))
+
+
+@lru_cache(maxsize=4096)
+def _swatches(part: bytes) -> tuple[tuple[str, float], ...]:
+    """A colour part's swatches, kept: every answer shows its results' (0.08 ms each), and
+    the same products keep coming back."""
+    return tuple(colour.swatches(np.frombuffer(part, dtype=np.float32)))
 
 
 def explain(
