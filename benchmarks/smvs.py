@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,18 +127,14 @@ def run(
 
 
 def fashion_exact(
-    engine: Engine, n: int, out: Path, edit: str | None = None, folder: Path | None = None
+    engine: Engine, n: int, out: Path, copy: Callable[[str], Path] | None = None
 ) -> dict[str, Any]:
-    """Fashion catalog photos as queries (or their ``edit`` copies, written to ``folder``):
-    which exact matches name another SKU?"""
+    """Fashion catalog photos as queries (or, with ``copy``, the file standing in for each
+    SKU's photo): which exact matches name another SKU?"""
     records = read_catalog(DATASET / "labels.csv").records
-    picked = records[:: max(1, len(records) // n)][:n]
-    queries = [PhotoQuery(r.image, r.sku, "", r.category) for r in picked]
-    if edit is not None and folder is not None:
-        for i, q in enumerate(queries):
-            copy = folder / f"{q.sku}-{edit}.jpg"
-            copy.write_bytes(edits(q.image.read_bytes(), i)[edit])
-            queries[i] = dataclasses.replace(q, image=copy)
+    queries = [PhotoQuery(r.image, r.sku, "", r.category) for r in fashion_picks(records, n)]
+    if copy is not None:
+        queries = [dataclasses.replace(q, image=copy(q.sku)) for q in queries]
     report = evaluate_queries(engine, queries, out)
     products = engine.store.get_many([r.sku for r in records])
     others = []
@@ -152,15 +150,32 @@ def fashion_exact(
     }
 
 
+def fashion_picks(records: list[CatalogRecord], n: int) -> list[CatalogRecord]:
+    """Every k-th of the fashion products, ``n`` of them."""
+    return records[:: max(1, len(records) // n)][:n]
+
+
 def fashion_edit_runs(engine: Engine, n: int, out: Path) -> dict[str, Any]:
-    """:func:`fashion_exact` for each kind of edited copy (its files in a temporary
+    """:func:`fashion_exact` for each kind of edited copy (made once, in a temporary
     folder: derived from the data set's photos, never kept)."""
     results = {}
+    kinds = ("resize", "jpeg", "crop", "colour")
     with tempfile.TemporaryDirectory() as tmp:
-        for edit in ("resize", "jpeg", "crop", "colour"):
-            results[edit] = fashion_exact(engine, n, out / f"fashion-{edit}", edit, Path(tmp))
+        folder = Path(tmp)
+        records = fashion_picks(read_catalog(DATASET / "labels.csv").records, n)
+        for i, r in enumerate(records):
+            for edit, data in edits(r.image.read_bytes(), i).items():
+                if edit in kinds:
+                    (folder / f"{r.sku}-{edit}.jpg").write_bytes(data)
+        for edit in kinds:
+            copy = functools.partial(_edited, folder, edit)
+            results[edit] = fashion_exact(engine, n, out / f"fashion-{edit}", copy)
             print(f"fashion {edit} copies:", json.dumps(results[edit]), flush=True)
     return results
+
+
+def _edited(folder: Path, edit: str, sku: str) -> Path:
+    return folder / f"{sku}-{edit}.jpg"
 
 
 def small_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:

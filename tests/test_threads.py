@@ -1,4 +1,5 @@
-"""An engine runs NumPy's BLAS and OpenCV on one thread and leaves FAISS's threads to FAISS."""
+"""An engine runs NumPy's BLAS on one thread, OpenCV on the model's share of the cores, and
+leaves FAISS's threads to FAISS."""
 
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ def test_engine_runs_numpy_blas_on_one_thread(settings: Settings) -> None:
     assert {k: v for k, v in threads.items() if k.startswith("faiss")} == faiss_before
 
 
-def test_engine_runs_opencv_on_one_thread(settings: Settings) -> None:
+def test_engine_gives_opencv_the_model_s_share_of_the_cores(settings: Settings) -> None:
+    # The API server's share (Settings.for_api: one core an inference stream on two)...
     cv2.setNumThreads(2)  # as a fresh process on two cores has it
-    engine = Engine(settings)
-    engine.close()
+    Engine(settings.model_copy(update={"threads": 1})).close()
     assert cv2.getNumThreads() == 1
+    # ...and one search at a time gets them all.
+    Engine(settings.model_copy(update={"threads": 2})).close()
+    assert cv2.getNumThreads() == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -12,7 +12,7 @@ V = TypeVar("V")
 
 
 class BoundedCache(Generic[K, V]):
-    """The last ``size`` entries stored, shared by search threads (product rows by id,
+    """The ``size`` entries used last, shared by search threads (product rows by id,
     vectors by model version and id, catalog pictures by sha256). Whoever changes what it
     caches clears it after the change and so bumps its epoch: a read that raced the change
     (it began before) cannot put its stale entries back."""
@@ -24,10 +24,25 @@ class BoundedCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def lookup(self, keys: Sequence[K]) -> tuple[dict[K, V], int]:
-        """The entries of ``keys`` it holds, and the epoch to :meth:`store` a read under."""
+        """The entries of ``keys`` it holds (now the most recently used), and the epoch
+        to :meth:`store` a read under."""
         with self._lock:
             entries = self._entries
-            return {k: entries[k] for k in keys if k in entries}, self._epoch
+            found = {k: entries[k] for k in keys if k in entries}
+            for k in found:
+                entries.move_to_end(k)
+            return found, self._epoch
+
+    def read_through(self, keys: Sequence[K], read: Callable[[list[K]], dict[K, V]]) -> dict[K, V]:
+        """The entries of ``keys``: those it holds, the others from ``read`` (given the
+        missing keys; it leaves out what it cannot find), kept for next time."""
+        found, epoch = self.lookup(keys)
+        missing = [k for k in keys if k not in found]
+        if not missing:
+            return found
+        fetched = read(missing)
+        self.store(fetched, epoch)
+        return found | fetched
 
     def store(self, fetched: dict[K, V], epoch: int) -> None:
         """Keep ``fetched``, read under ``epoch``, unless the cache was cleared since."""

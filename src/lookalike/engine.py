@@ -59,7 +59,7 @@ from lookalike.search.grouping import ListingGrouper, grouped
 from lookalike.search.photo import PhotoQuery, PhotoSearcher, VerifyParams, Zoom
 from lookalike.search.searcher import Filters, Searcher, SearchHit
 from lookalike.store.catalog import CatalogStore, ProductData
-from lookalike.threads import one_thread_per_call
+from lookalike.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ DUPLICATE_VERDICTS = 200_000
 # Pictures of search results kept for grouping the listings of one photo (about 14 KB
 # each for a 3:4 photo).
 LISTING_PICTURES = 1024
-# Catalog pictures kept for the appearance check (at most 192 px a side: 110 KB each).
+# Catalog pictures kept for the appearance check (at most 192 px a side: 110 KB each),
+# by sha256 and size.
 APPEARANCE_PICTURES = 256
+PictureKey = tuple[str, tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ class Engine:
     """
 
     def __init__(self, settings: Settings) -> None:
-        one_thread_per_call()  # searches run side by side, each on one core (threads.py)
+        # Searches run side by side, each on its share of the cores (threads.py).
+        limit_threads(settings.onnx_threads)
         self.settings = settings
         self.store = CatalogStore(settings.resolved_database_url)
         self._lock = threading.RLock()
@@ -132,9 +135,7 @@ class Engine:
         self._duplicate_runs: OrderedDict[tuple[int, str, float], Duplicates] = OrderedDict()
         self._verdicts: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._pictures = PictureCache(self._duplicate_picture, LISTING_PICTURES)
-        self._appearances: BoundedCache[tuple[str, tuple[int, int]], np.ndarray] = BoundedCache(
-            APPEARANCE_PICTURES
-        )
+        self._appearances: BoundedCache[PictureKey, np.ndarray] = BoundedCache(APPEARANCE_PICTURES)
 
     # ---- model and index ---------------------------------------------------------------
 
@@ -630,14 +631,15 @@ class Engine:
         search), or None when it cannot be read. Kept by sha256: the same products come
         back as matches (reading a dev image costs ~1 ms a check)."""
         key = (product.image_sha256, size)
-        kept, epoch = self._appearances.lookup([key])
-        if key in kept:
-            return kept[key]
-        pixels = self._read_pixels(product, size)
-        if pixels is not None:
+
+        def read(_: list[PictureKey]) -> dict[PictureKey, np.ndarray]:
+            pixels = self._read_pixels(product, size)
+            if pixels is None:
+                return {}
             pixels.flags.writeable = False
-            self._appearances.store({key: pixels}, epoch)
-        return pixels
+            return {key: pixels}
+
+        return self._appearances.read_through([key], read).get(key)
 
     def _read_pixels(self, product: ProductData, size: tuple[int, int]) -> np.ndarray | None:
         try:

@@ -8,14 +8,13 @@ core-ms against 0.74 on one thread, and a whole photo search (dev catalog, one a
 time, another job busy on the machine) 74-78 core-ms against 49-55. Parallelism comes
 from the requests, not from inside one product.
 
-OpenCV's own thread pool likewise splits every SIFT pass, resize, warp and colour
-conversion, most of them on pictures of a few hundred pixels: on one thread the
-appearance check cost 1.9 core-ms against 2.4, a dev photo's SIFT 11.3 against 11.8, and
-a phone-photo search 148-157 core-ms against 178 (SMVS, 3k catalog, one at a time; the
-same p50, 120-124 ms, and a longer tail, p99 253 against 214 ms, where a second look at
-the photo's centre runs SIFT again with nothing to overlap it). Ingest decodes and
-describes images on several threads already, and there one OpenCV thread each was
-2-3% faster.
+OpenCV's thread pool splits every SIFT pass, resize, warp and colour conversion, most of
+them on pictures of a few hundred pixels. It gets the model's share of the cores
+(``Settings.onnx_threads``): one in the API server, whose requests run side by side (the
+appearance check cost 1.9 core-ms against 2.4, a dev photo's SIFT 11.3 against 11.8, a
+phone-photo search 148-157 core-ms against 178), all of them for one search at a time
+(CLI, benchmarks), where a phone photo's SIFT on two threads finishes sooner (SMVS through
+the API, one client: p50 121 against 136 ms with one thread).
 
 FAISS's own BLAS is left alone: it follows FAISS's OpenMP threads, which
 index/vector_index.py keeps at one for queries and at every core for builds.
@@ -29,10 +28,10 @@ import cv2
 from threadpoolctl import ThreadpoolController
 
 
-def one_thread_per_call() -> None:
-    """Run NumPy's BLAS and OpenCV's functions on one thread each, process-wide, from
-    now on (FAISS keeps its own)."""
-    cv2.setNumThreads(1)
+def limit_threads(opencv: int) -> None:
+    """From now on, process-wide: NumPy's BLAS on one thread, OpenCV's functions on
+    ``opencv`` threads each (FAISS keeps its own)."""
+    cv2.setNumThreads(opencv)
     controller = ThreadpoolController()
     others = [
         lib.filepath

@@ -110,15 +110,13 @@ def palette(vector: np.ndarray, layout: AspectLayout) -> list[tuple[str, float]]
     """The dominant colours (``#rrggbb``, share) a vector's colour part describes; empty
     when its layout has no colour part."""
     part = layout.part(vector, "colour")
-    if part is None:
-        return []
-    return list(_swatches(np.ascontiguousarray(part, dtype=np.float32).tobytes()))
+    return [] if part is None else colour.swatches(part)
 
 
 @lru_cache(maxsize=4096)
-def _swatches(part: bytes) -> tuple[tuple[str, float], ...]:
-    """A colour part's swatches, kept: every answer shows its results' (0.08 ms each), and
-    the same products keep coming back."""
+def _stored_palette(part: bytes) -> tuple[tuple[str, float], ...]:
+    """A stored vector's colour part's swatches, kept: every answer shows its results'
+    (0.08 ms each), and the same products keep coming back."""
     return tuple(colour.swatches(np.frombuffer(part, dtype=np.float32)))
 
 
@@ -135,10 +133,13 @@ def explain(
     for hit, reference in zip(hits, references, strict=True):
         vector = vectors.get(hit.product.id or -1)
         if vector is not None:
+            part = layout.part(vector, "colour")
             hit = replace(
                 hit,
                 aspects=similarities(reference, vector, layout),
-                colours=tuple(palette(vector, layout)),
+                colours=()
+                if part is None
+                else _stored_palette(np.ascontiguousarray(part, dtype=np.float32).tobytes()),
             )
         out.append(hit)
     return out

@@ -59,7 +59,7 @@ class VerifyParams:
     # The appearance check (matching/appearance.py): right SMVS matches >= 0.47.
     min_structure: float = 0.4
     # Between studio-lit pictures: edited copies of fashion photos <= 0.002 of the matched
-    # region in another colour, other SKUs in another colour 0.05 and more.
+    # region in another colour, other SKUs in another colour 0.055 and more.
     max_recoloured: float = 0.05
     # The photo's strongest keypoints that vote (all of them are verified): 600 of 1,000
     # gave the same SMVS R@1 and exact recall at 10k products, in 147 instead of 161 ms.

@@ -170,22 +170,20 @@ class CatalogStore:
         """Products by id: the search hot path, served from a cache of recent rows that
         every write drops (:meth:`forget_rows`). The returned objects are shared: read
         them, do not modify them."""
-        out, epoch = self._rows.lookup(ids)
-        missing = [int(i) for i in ids if i not in out]
-        if not missing:
-            return out
+        return self._rows.read_through([int(i) for i in ids], self._read_rows)
+
+    def _read_rows(self, ids: list[int]) -> dict[int, ProductData]:
         table = Product.__table__
         fetched: dict[int, ProductData] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(missing, 500):
+            for chunk in _chunks(ids, 500):
                 for row in conn.execute(select(table).where(table.c.id.in_(chunk))).mappings():
                     fetched[row["id"]] = ProductData(
                         id=row["id"],
                         attributes=dict(row["metadata"] or {}),
                         **{f: row[f] for f in _FIELDS},
                     )
-        self._rows.store(fetched, epoch)
-        return out | fetched
+        return fetched
 
     def forget_rows(self) -> None:
         """Drop cached product rows and vectors: another process changed the catalog
@@ -334,25 +332,24 @@ class CatalogStore:
         drops, as :meth:`by_ids` is. The arrays are shared and read-only."""
         if not product_ids:
             return {}
-        cached, epoch = self._vectors.lookup([(model_version, int(i)) for i in product_ids])
-        out = {pid: vector for (_, pid), vector in cached.items()}
-        missing = [int(i) for i in product_ids if i not in out]
-        if not missing:
-            return out
-        with self._sessions() as s:
-            rows = s.execute(
-                select(Embedding.product_id, Embedding.vector).where(
-                    Embedding.model_version == model_version,
-                    Embedding.product_id.in_(missing),
-                )
-            ).all()
-        fetched = {}
-        for pid, blob in rows:
-            vector = np.frombuffer(blob, dtype="<f4").copy()
-            vector.flags.writeable = False
-            fetched[(model_version, int(pid))] = vector
-        self._vectors.store(fetched, epoch)
-        return out | {pid: vector for (_, pid), vector in fetched.items()}
+
+        def read(keys: list[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
+            with self._sessions() as s:
+                rows = s.execute(
+                    select(Embedding.product_id, Embedding.vector).where(
+                        Embedding.model_version == model_version,
+                        Embedding.product_id.in_([pid for _, pid in keys]),
+                    )
+                ).all()
+            fetched = {}
+            for pid, blob in rows:
+                vector = np.frombuffer(blob, dtype="<f4").copy()
+                vector.flags.writeable = False
+                fetched[(model_version, int(pid))] = vector
+            return fetched
+
+        found = self._vectors.read_through([(model_version, int(i)) for i in product_ids], read)
+        return {pid: vector for (_, pid), vector in found.items()}
 
     def iter_vectors(
         self, model_version: str, chunk: int = 4096
