@@ -125,6 +125,7 @@ class Engine:
         self._local_dirty = False
         self.last_sync: SyncReport | None = None
         self._generation = self.store.generation()
+        self._own_changes = self.store.own_changes
         self._checked_at = time.monotonic()
         self._active: str | None = self.store.active_model_version()
         self._dirty = False  # index changed in memory, not yet saved
@@ -242,6 +243,7 @@ class Engine:
             self._local = None
             self.store.forget_rows()
             self._generation = generation
+            self._own_changes = self.store.own_changes
             self._active = self.store.active_model_version()
         return True
 
@@ -259,8 +261,17 @@ class Engine:
             self._local_dirty = False
 
     def _committed(self) -> None:
-        self._generation = self.store.generation()
+        self._count_own_writes()
         self._active = self.store.active_model_version()
+
+    def _count_own_writes(self) -> None:
+        """Move the generation this engine has seen by its own writes since it last looked
+        (called under its lock, after them), and by nothing else: another process's write
+        that came in between stays unseen, so the next staleness check reloads for it.
+        (Adopting the catalog's counter as it stands would take that write as seen.)"""
+        own = self.store.own_changes
+        self._generation += own - self._own_changes
+        self._own_changes = own
 
     # ---- ingest, update, delete --------------------------------------------------------
 
@@ -334,7 +345,7 @@ class Engine:
             # for another process's write and drop the indexes (an import beside searches
             # rebuilt them from the database once per batch).
             index.add(ids, vectors, manager.fields(ids))
-            self._generation = self.store.generation()
+            self._count_own_writes()
             committed[0] += len(ids)
             if local is not None and not rebuild_local:
                 local.add(
@@ -346,7 +357,7 @@ class Engine:
         def on_metadata(ids: np.ndarray) -> None:
             # Under the engine's lock too, for the same reason as on_commit.
             manager.update_fields(index, ids)
-            self._generation = self.store.generation()
+            self._count_own_writes()
 
         try:
             return ingest_records(

@@ -169,6 +169,31 @@ def test_a_second_process_sees_writes_through_the_change_counter(
     reader.close()
 
 
+def test_another_process_s_write_during_one_s_own_is_not_missed(
+    settings: Settings, slice_catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process commits between this one's commit and its index update: the change
+    # counter then holds both writes, and adopting it as this process's own would leave
+    # the other write unseen until the next change.
+    records = read_catalog(slice_catalog).records
+    engine, other = Engine(settings), Engine(settings)  # e.g. two server workers
+    engine.ingest(records[:10])
+    delete = engine.store.delete
+
+    def delete_then_other_writes(skus: list[str]) -> dict[str, int]:
+        deleted = delete(skus)
+        other.ingest(records[10:12])
+        return deleted
+
+    monkeypatch.setattr(engine.store, "delete", delete_then_other_writes)
+    engine.delete([records[0].sku])
+    assert engine.refresh_if_stale()
+    assert len(engine.index) == 11  # 10 - 1 + the other process's 2
+    assert not engine.refresh_if_stale()
+    engine.close()
+    other.close()
+
+
 def test_a_catalog_ingested_without_local_features_gets_them_on_the_next_ingest(
     settings: Settings, slice_catalog: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,8 @@ class CatalogStore:
         # (three reads of ~0.8 ms each on the dev catalog), and popular products recur
         # across searches: 4,096 vectors of 1,536 floats hold 25 MB.
         self._vectors: BoundedCache[tuple[str, int], np.ndarray] = BoundedCache(vector_cache_size)
+        self._own_changes = 0
+        self._own_lock = threading.Lock()
         self.migrate()
 
     def migrate(self) -> None:
@@ -507,10 +510,21 @@ class CatalogStore:
     def active_model_version(self) -> str | None:
         return self._state(_ACTIVE_MODEL)
 
+    @property
+    def own_changes(self) -> int:
+        """How many times this store's own writes moved the change counter
+        (:meth:`generation`): the rest of its moves are other processes' writes."""
+        return self._own_changes
+
+    def _changed(self) -> None:
+        with self._own_lock:
+            self._own_changes += 1
+
     def set_active_model_version(self, version: str) -> None:
         with self._sessions.begin() as s:
             _set_state(s, _ACTIVE_MODEL, version)
             _bump(s)
+        self._changed()
 
     def _state(self, key: str) -> str | None:
         with self._sessions() as s:
@@ -581,6 +595,7 @@ class CatalogStore:
                 )
             _bump(s)
             ids = [row.id for row in rows]
+        self._changed()
         self.forget_rows()
         return ids
 
@@ -597,6 +612,8 @@ class CatalogStore:
                 s.execute(delete(LocalFeatureSet).where(LocalFeatureSet.product_id.in_(ids)))
                 s.execute(delete(Product).where(Product.id.in_(ids)))
                 _bump(s)
+        if found:
+            self._changed()
         self.forget_rows()
         return found
 
@@ -604,6 +621,7 @@ class CatalogStore:
         with self._sessions.begin() as s:
             n = s.execute(delete(Embedding).where(Embedding.model_version == model_version))
             _bump(s)
+        self._changed()
         self._vectors.clear()
         return int(getattr(n, "rowcount", 0) or 0)
 
