@@ -64,9 +64,10 @@ class Appearance:
         return self.recoloured is None or self.recoloured <= max_recoloured
 
 
-def compared_size(frame: tuple[int, int]) -> tuple[int, int]:
-    """The (width, height) a catalog picture described at ``frame`` is compared at."""
-    scale = min(1.0, SIDE / max(frame))
+def compared_size(frame: tuple[int, int], side: int = SIDE) -> tuple[int, int]:
+    """The (width, height) a catalog picture described at ``frame`` is compared at (its
+    longer side at most ``side``)."""
+    scale = min(1.0, side / max(frame))
     return max(1, round(frame[0] * scale)), max(1, round(frame[1] * scale))
 
 
@@ -93,10 +94,12 @@ def compare(photo: np.ndarray, catalog: np.ndarray, check: Verification) -> Appe
         return Appearance(None)
     small = cv2.resize(warped, size, interpolation=cv2.INTER_AREA)
     alike = _correlation(_gradient(small)[mask], _gradient(catalog)[mask])
+    if not (is_studio_lit(photo) and is_studio_lit(catalog)):
+        return Appearance(alike)  # a phone photo: its colours are its white balance's
     footprint = cv2.resize(inside, size, interpolation=cv2.INTER_AREA) > 200
-    if is_studio_lit(photo) and is_studio_lit(catalog) and _same_white(small, catalog, footprint):
-        return Appearance(alike, _recoloured(small, catalog, area))
-    return Appearance(alike)
+    if not _same_white(small, catalog, footprint):
+        return Appearance(alike)
+    return Appearance(alike, _recoloured(small, catalog, area))
 
 
 def _same_white(photo: np.ndarray, catalog: np.ndarray, footprint: np.ndarray) -> bool:
@@ -113,8 +116,7 @@ def _same_white(photo: np.ndarray, catalog: np.ndarray, footprint: np.ndarray) -
 def _recoloured(photo: np.ndarray, catalog: np.ndarray, area: np.ndarray) -> float | None:
     """Share of the region (``area`` > 200 at the pictures' size) where the two differ by
     more than ``COLOUR_DELTA`` in CIELAB, compared at ``COLOUR_SIDE`` px."""
-    scale = COLOUR_SIDE / max(photo.shape[:2])
-    size = (max(1, round(photo.shape[1] * scale)), max(1, round(photo.shape[0] * scale)))
+    size = compared_size((photo.shape[1], photo.shape[0]), COLOUR_SIDE)
     mask = cv2.resize(area, size, interpolation=cv2.INTER_AREA) > 200
     if not mask.any():
         return None
