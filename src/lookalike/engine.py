@@ -241,7 +241,7 @@ class Engine:
             self._save_dirty()
             self._index = None  # reloaded on next use: from disk if consistent, else rebuilt
             self._local = None
-            self.store.forget_rows()
+            self.store.forget_cached()
             self._generation = generation
             self._own_changes = self.store.own_changes
             self._active = self.store.active_model_version()
@@ -284,14 +284,14 @@ class Engine:
         """Write one product (with its new vector and local features, or keeping its
         vector when ``None``); effective in search at once. The index files are saved
         later (flush_index)."""
-        if vector is not None and self.store.active_model_version() is None:
-            self.store.set_active_model_version(self.model_config.version)
-            self._active = self.model_config.version
         blob = feature_blob(features) if self.settings.local_features else None
         # One lock from the commit to the index update: a concurrent staleness check must
         # not see this write's generation before the live index has it (it would drop the
         # index and rebuild it from the database: issue #12, 46 rebuilds in 3 minutes).
+        # The catalog's first vector also records its model version, a write of its own.
         with self._lock:
+            if vector is not None and self.store.active_model_version() is None:
+                self.store.set_active_model_version(self.model_config.version)
             (pid,) = self.store.upsert([(product, vector)], self.model_config.version, [blob])
             if vector is not None:
                 self._index = self.index_manager.apply(

@@ -8,12 +8,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.pipeline import ingest_records
 from lookalike.ingest.readers import read_catalog
+from lookalike.store.catalog import ProductData
 
 pytestmark = pytest.mark.dataset
 
@@ -192,6 +194,35 @@ def test_another_process_s_write_during_one_s_own_is_not_missed(
     assert not engine.refresh_if_stale()
     engine.close()
     other.close()
+
+
+def test_a_first_write_s_model_version_does_not_look_like_another_process_s_write(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The catalog's first vector also records its model version (a counted write). A
+    # staleness check (another request's) in the middle of that write must wait for it,
+    # not take the version's write for another process's and reload the index.
+    engine = Engine(settings)
+    record_version = engine.store.set_active_model_version
+    checks: list[bool] = []
+    threads: list[threading.Thread] = []
+
+    def record_then_check(version: str) -> None:
+        record_version(version)
+        check = threading.Thread(target=lambda: checks.append(engine.refresh_if_stale()))
+        check.start()
+        check.join(timeout=0.5)  # blocked until the write is done (it used to run here)
+        threads.append(check)
+
+    monkeypatch.setattr(engine.store, "set_active_model_version", record_then_check)
+    vector = np.zeros(engine.model_config.dim, np.float32)
+    vector[0] = 1.0
+    engine.upsert_product(ProductData("first", "first.jpg", "0" * 64), vector)
+    for t in threads:
+        t.join()
+    assert checks == [False]
+    assert len(engine.index) == 1
+    engine.close()
 
 
 def test_a_catalog_ingested_without_local_features_gets_them_on_the_next_ingest(

@@ -157,7 +157,7 @@ def test_cached_rows_follow_writes(store: CatalogStore, database_url: str) -> No
     other.upsert([(_p("s1", title="elsewhere"), None)], "m1")
     other.close()
     assert store.by_ids([ids[0]])[ids[0]].title == "new"
-    store.forget_rows()
+    store.forget_cached()
     assert store.by_ids([ids[0]])[ids[0]].title == "elsewhere"
 
 
@@ -181,7 +181,7 @@ def test_cached_vectors_follow_writes(store: CatalogStore, database_url: str) ->
     other.upsert([(_p("s1", "e" * 64), _v(5))], "m1")
     other.close()
     np.testing.assert_array_equal(store.vectors([ids[0]], "m1")[ids[0]], _v(4))
-    store.forget_rows()
+    store.forget_cached()
     np.testing.assert_array_equal(store.vectors([ids[0]], "m1")[ids[0]], _v(5))
 
 

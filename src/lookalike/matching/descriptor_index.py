@@ -51,11 +51,13 @@ NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* produ
 VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
 SAME_DISTANCE = 1e-5  # relative: neighbours this near the first hold the same descriptor
 ADD_CHUNK = 1 << 20  # descriptors added per call when building (512 MB as float32)
-# Descriptors kept (float16) between the build's two passes, rather than read again:
-# 4M, about 21k products' worth (the dev set's 481k take 123 MB).
+# Descriptors kept between the build's two passes, rather than read again: 2M, about
+# 11k products' worth (the dev set's 440k take 225 MB). As float32, as they come: numpy's
+# float16 -> float32 conversion is slow on RootSIFT's many zeros (0.6 s for the dev set's
+# descriptors; reading them again from the database and recomputing RootSIFT: 0.26 s).
 HOLD_BYTES = 1 << 30
 # The most descriptors the quantizers are trained on: 40 a list at the most lists
-# (16,384), 168 MB as float16.
+# (16,384), 335 MB.
 TRAIN_MAX = 40 * 16384
 MIN_COUNT = 50  # floor of the count normalisation: tiny feature sets would win on luck
 # Two products a photo's matches are ambiguous between this often are asked whether they
@@ -144,7 +146,7 @@ class DescriptorIndex:
 
         Two passes, so that memory does not grow with the catalog: the first counts the
         descriptors and keeps a uniform sample for training, the second adds them a chunk
-        at a time. Up to ``hold_bytes`` (default HOLD_BYTES) of them, as float16, are kept
+        at a time. Up to ``hold_bytes`` (default HOLD_BYTES) of them are kept
         from the first pass for the second; past that, ``items`` is iterated again, so it
         must be iterable twice (a list, or a reader of the database: the manager's). At
         100k products (18.8M descriptors) holding them all peaked at 8.5 GB; at 1M it
@@ -158,7 +160,7 @@ class DescriptorIndex:
             # A product without keypoints (a blank image) is still recorded, so the id
             # set matches the database's.
             counts[int(pid)] = len(desc)
-            part = np.asarray(desc, dtype=np.float16)
+            part = np.asarray(desc, dtype=np.float32)
             sample.offer(part)
             if held is not None:
                 held.append((int(pid), part))
@@ -432,7 +434,7 @@ def _list_graph(index: faiss.Index) -> faiss.IndexHNSWFlat | None:
 
 class _Sample:
     """A uniform sample of at most ``size`` descriptor rows of those offered (reservoir
-    sampling), float16; every row while there are no more than ``size``."""
+    sampling); every row while there are no more than ``size``."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -479,15 +481,14 @@ def _add_in_chunks(
             continue  # added or changed since it was counted
         seen.add(int(pid))
         if len(desc):
-            # As float16, as the first pass holds them: the same index either way.
-            parts.append(np.asarray(desc, dtype=np.float16))
+            parts.append(np.asarray(desc, dtype=np.float32))
             ids.append(np.full(len(desc), pid, dtype=np.int64))
             size += len(desc)
         if size >= ADD_CHUNK:
-            index.add_with_ids(np.concatenate(parts).astype(np.float32), np.concatenate(ids))
+            index.add_with_ids(np.concatenate(parts), np.concatenate(ids))
             parts, ids, size = [], [], 0
     if parts:
-        index.add_with_ids(np.concatenate(parts).astype(np.float32), np.concatenate(ids))
+        index.add_with_ids(np.concatenate(parts), np.concatenate(ids))
     return seen
 
 

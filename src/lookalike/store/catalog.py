@@ -171,7 +171,7 @@ class CatalogStore:
 
     def by_ids(self, ids: Sequence[int]) -> dict[int, ProductData]:
         """Products by id: the search hot path, served from a cache of recent rows that
-        every write drops (:meth:`forget_rows`). The returned objects are shared: read
+        every write drops (:meth:`forget_cached`). The returned objects are shared: read
         them, do not modify them."""
         return self._rows.read_through([int(i) for i in ids], self._read_rows)
 
@@ -188,7 +188,7 @@ class CatalogStore:
                     )
         return fetched
 
-    def forget_rows(self) -> None:
+    def forget_cached(self) -> None:
         """Drop cached product rows and vectors: another process changed the catalog
         (this store's own writes drop them by themselves)."""
         self._rows.clear()
@@ -596,7 +596,7 @@ class CatalogStore:
             _bump(s)
             ids = [row.id for row in rows]
         self._changed()
-        self.forget_rows()
+        self.forget_cached()
         return ids
 
     def delete(self, skus: Sequence[str]) -> dict[str, int]:
@@ -614,7 +614,7 @@ class CatalogStore:
                 _bump(s)
         if found:
             self._changed()
-        self.forget_rows()
+        self.forget_cached()
         return found
 
     def delete_embeddings(self, model_version: str) -> int:
