@@ -32,12 +32,14 @@ from lookalike.ingest.readers import CatalogRecord, read_catalog
 
 
 def augmented_copies(folder: Path, n: int, seed: int = 0) -> list[CatalogRecord]:
-    """``n`` altered copies of dev photos, written as JPEGs under ``folder``."""
-    rng = np.random.default_rng(seed)
+    """``n`` altered copies of dev photos, written as JPEGs under ``folder``. Copy ``i`` is
+    drawn from a generator of its own, so a folder that already holds some copies (a
+    catalog grown in steps) gets the same source photo, and category, for every copy."""
     rows = dev_rows()
     folder.mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(n):
+        rng = np.random.default_rng([seed, i])
         row = rows[int(rng.integers(len(rows)))]
         path = folder / f"aug-{i}.jpg"
         if not path.exists():

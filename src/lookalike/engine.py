@@ -321,13 +321,14 @@ class Engine:
         with the catalog's own model, so versions never mix; ``settings_conflict`` says when
         the settings name another model (``reembed`` switches). ``embed`` embeds elsewhere
         (a Ray cluster: ``lookalike.ingest.ray_ingest``); the writes stay here."""
-        active = self.store.active_model_version()
-        if active is None:
-            wanted = EmbedderConfig.from_settings(self.settings).version
-            self.store.set_active_model_version(wanted)
-            self._active = wanted
-        elif (conflict := self.settings_conflict()) is not None:
-            log.warning(conflict)
+        with self._lock:  # a write of its own, counted at once (as in upsert_product)
+            if self.store.active_model_version() is None:
+                self.store.set_active_model_version(
+                    EmbedderConfig.from_settings(self.settings).version
+                )
+                self._committed()
+            elif (conflict := self.settings_conflict()) is not None:
+                log.warning(conflict)
         index = self.index
         manager = self.index_manager
         local = self.local_index

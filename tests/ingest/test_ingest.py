@@ -196,12 +196,14 @@ def test_another_process_s_write_during_one_s_own_is_not_missed(
     other.close()
 
 
+@pytest.mark.parametrize("write", ["upsert", "ingest"])
 def test_a_first_write_s_model_version_does_not_look_like_another_process_s_write(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, slice_catalog: Path, monkeypatch: pytest.MonkeyPatch, write: str
 ) -> None:
-    # The catalog's first vector also records its model version (a counted write). A
+    # The catalog's first write also records its model version (a counted write). A
     # staleness check (another request's) in the middle of that write must wait for it,
-    # not take the version's write for another process's and reload the index.
+    # not take the version's write for another process's and reload the index (an import
+    # beside searches then added its batches to an index no search used).
     engine = Engine(settings)
     record_version = engine.store.set_active_model_version
     checks: list[bool] = []
@@ -215,13 +217,17 @@ def test_a_first_write_s_model_version_does_not_look_like_another_process_s_writ
         threads.append(check)
 
     monkeypatch.setattr(engine.store, "set_active_model_version", record_then_check)
-    vector = np.zeros(engine.model_config.dim, np.float32)
-    vector[0] = 1.0
-    engine.upsert_product(ProductData("first", "first.jpg", "0" * 64), vector)
+    if write == "upsert":
+        vector = np.zeros(engine.model_config.dim, np.float32)
+        vector[0] = 1.0
+        engine.upsert_product(ProductData("first", "first.jpg", "0" * 64), vector)
+    else:
+        engine.ingest(read_catalog(slice_catalog).records[:3])
     for t in threads:
-        t.join()
+        t.join(timeout=10)
+        assert not t.is_alive()
     assert checks == [False]
-    assert len(engine.index) == 1
+    assert len(engine.index) == (1 if write == "upsert" else 3)
     engine.close()
 
 

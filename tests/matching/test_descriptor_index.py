@@ -217,7 +217,7 @@ def test_the_training_sample_is_uniform_over_a_long_stream() -> None:
     sample = descriptor_index._Sample(1000)
     for start in range(0, 100_000, 700):  # each row holds its place in the stream, in [0, 1)
         rows = np.arange(start, min(start + 700, 100_000)) / 100_000
-        sample.offer(np.repeat(rows[:, None], 2, axis=1).astype(np.float16))
+        sample.offer(np.repeat(rows[:, None], 2, axis=1).astype(np.float32))
     assert sample.seen == 100_000
     picked = sample.pick(1000)[:, 0]
     # Each tenth of the stream holds about a tenth of the sample.

@@ -464,7 +464,7 @@ class _Sample:
         rows = self._rows if self._rows is not None else np.concatenate(self._parts)
         n = len(rows)
         picked = np.sort(np.random.default_rng(0).choice(n, size=min(n, size), replace=False))
-        return rows[picked].astype(np.float32)
+        return np.asarray(rows[picked], dtype=np.float32)
 
 
 def _add_in_chunks(
