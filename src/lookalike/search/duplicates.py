@@ -34,8 +34,6 @@ products' photos through a :class:`PictureCache` and the same verdicts.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lookalike.cache import BoundedCache
 from lookalike.images.preprocess import BACKGROUND_MIN
 from lookalike.index.base import ProductIndex
 from lookalike.index.vector_index import all_build_threads
@@ -317,25 +316,13 @@ class PictureCache:
 
     def __init__(self, read: ReadPicture, size: int) -> None:
         self.read = read
-        self.size = size
-        self._pictures: OrderedDict[str, Picture | None] = OrderedDict()
-        self._lock = threading.Lock()
+        # An unreadable photo is kept too (as None): it stays unreadable.
+        self._pictures: BoundedCache[str, Picture | None] = BoundedCache(size)
 
     def __call__(self, product: ProductData) -> Picture | None:
         sha = product.image_sha256
-        with self._lock:
-            if sha in self._pictures:
-                self._pictures.move_to_end(sha)
-                return self._pictures[sha]
-        picture = picture_of(self.read, product)
-        with self._lock:
-            self._pictures[sha] = picture
-            while len(self._pictures) > self.size:
-                self._pictures.popitem(last=False)
-        return picture
-
-    def __len__(self) -> int:
-        return len(self._pictures)
+        found = self._pictures.read_through([sha], lambda _: {sha: picture_of(self.read, product)})
+        return found[sha]
 
 
 def judge(
