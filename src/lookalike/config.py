@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         "ivf",
         description="FAISS kind past exact_search_max: ivf or ivfpq (compressed, docs/indexes.md)",
     )
+    part_scans: bool = Field(
+        True,
+        description="Keep the colour part of every vector in RAM (1 KB a product) so that "
+        "colour-weighted searches of an approximate index skip the full scan (index/parts.py)",
+    )
     index_backend: Literal["faiss", "annoy", "milvus"] = Field(
         "faiss", description="Product index: faiss (default), annoy or milvus (docs/indexes.md)"
     )

@@ -179,7 +179,12 @@ class Engine:
 
     def _manager(self, config: EmbedderConfig) -> IndexManager:
         return IndexManager(
-            self.store, self.settings.index_dir, config.version, config.dim, self._backend
+            self.store,
+            self.settings.index_dir,
+            config.version,
+            config.dim,
+            self._backend,
+            config.layout if self.settings.part_scans else None,
         )
 
     @property

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lookalike.embeddings.aspects import AspectLayout
 from lookalike.index.base import FilteringIndex, IndexBackend, NoIndexError, ProductIndex
+from lookalike.index.parts import PartScannedIndex, small_columns
 from lookalike.index.vector_index import FaissBackend, ids_checksum
 from lookalike.store.catalog import CatalogStore, ProductFields
 
@@ -38,18 +41,20 @@ class IndexManager:
         model_version: str,
         dim: int,
         backend: IndexBackend | None = None,
+        layout: AspectLayout | None = None,
     ) -> None:
         self.store = store
         self.model_version = model_version
         self.dim = dim
         self.folder = index_root / re.sub(r"[^A-Za-z0-9._-]+", "_", model_version)
         self.backend: IndexBackend = backend or FaissBackend()
+        self.layout = layout
 
     def load(self) -> tuple[ProductIndex, SyncReport]:
         """The saved index if it matches the database exactly; otherwise a rebuild."""
         ids = self.store.embedding_ids(self.model_version)
         try:
-            index = self.backend.load(self.folder, self.model_version, self.dim)
+            index = self._with_parts(self.backend.load(self.folder, self.model_version, self.dim))
         except NoIndexError:
             index = self.rebuild()
             return index, SyncReport(True, "no index yet", len(index), first_build=True)
@@ -70,7 +75,16 @@ class IndexManager:
         fields = self.store.product_fields(self.model_version) if keeps else None
         index = self.backend.build(ids, vectors, self.model_version, self.dim, kind, fields)
         index.save(self.folder)
-        return index
+        return self._with_parts(index)
+
+    def _with_parts(self, index: ProductIndex) -> ProductIndex:
+        """``index`` with its vectors' small aspect parts scanned on their own for
+        reweighted queries (index/parts.py), when the layout has such parts and the
+        backend does not filter itself (Milvus widens its own search instead)."""
+        layout = self.layout
+        if layout is None or not len(small_columns(layout)) or isinstance(index, FilteringIndex):
+            return index
+        return PartScannedIndex(index, layout, _StoredVectors(self.store, self.model_version))
 
     def fields(self, ids: np.ndarray) -> ProductFields | None:
         """The category and price of ``ids`` from the database, for a backend that keeps
@@ -158,3 +172,17 @@ def _mismatch(index: ProductIndex, db_ids: np.ndarray, model_version: str) -> st
     if m.ids_sha256 != ids_checksum(db_ids):
         return "index and database hold different products"
     return None
+
+
+class _StoredVectors:
+    """The database's vectors of one model version (index/parts.VectorSource)."""
+
+    def __init__(self, store: CatalogStore, model_version: str) -> None:
+        self._store = store
+        self._version = model_version
+
+    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self._store.iter_vectors(self._version)
+
+    def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return self._store.vectors(ids, self._version)

@@ -15,6 +15,7 @@ import numpy as np
 
 from lookalike.embeddings.aspects import ASPECTS, Aspect, AspectLayout, colour
 from lookalike.errors import AspectError
+from lookalike.index.base import MIN_ALIGNMENT
 from lookalike.search.searcher import SearchHit
 
 # Each weight lies in 0..1 (CLI, API and the web client's sliders share these bounds).
@@ -54,13 +55,6 @@ class AspectWeights:
         if total <= 0:
             raise AspectError("at least one aspect weight must be above 0")
         return {a: w / total for a, w in weights.items()}
-
-
-# A reweighted query at least this aligned with the vector it was made from stays in the
-# geometry an approximate index was built for. IVF at 100k products (docs/benchmarks.md):
-# "shape only" (alignment 0.95 with the default shares) found 0.995 of the exact top 10,
-# "shape 0.5 + colour 0.5" (0.57) 0.910, "colour only" (0.30) 0.254.
-MIN_ALIGNMENT = 0.9
 
 
 def needs_exhaustive(original: np.ndarray, weighted: np.ndarray) -> bool:
