@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from lookalike.errors import LookalikeError
@@ -55,10 +55,12 @@ class ModelSpec:
             )
         return Path(found.origin).parent / self.weights_file
 
-    @property
+    @cached_property
     def version(self) -> str:
         """The head of every model version string made with it: name and weights digest
-        (``lite0@5793...``), so other weights are never mistaken for these."""
+        (``lite0@5793...``), so other weights are never mistaken for these. Kept: every
+        search asks, and locating the weights package walks ``sys.path`` (1% of an API
+        server's CPU under load)."""
         return f"{self.name}@{file_digest(self.weights_path)[:8]}"
 
 
