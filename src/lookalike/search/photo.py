@@ -177,7 +177,10 @@ class PhotoSearcher:
             photo for photo in photos if photo.features is not None and len(photo.features) > 0
         ]
         local = bool(described) and self.local_index is not None
-        depth = max(k, p.global_candidates, p.rerank_depth if local else 0)
+        # The photo's rerank_depth nearest are re-ranked by votes, which reweighted
+        # aspects do without (below): those queries need their k, and the candidates.
+        rerank = local and not refinement.reweighed
+        depth = max(k, p.global_candidates, p.rerank_depth if rerank else 0)
         hits = self.searcher.search(
             query,
             depth,
