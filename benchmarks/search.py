@@ -96,7 +96,10 @@ def weighted_recall(engine: Engine, queries: np.ndarray) -> None:
     index, layout = engine.index, engine.model_config.layout
     start = time.perf_counter()
     index.search(queries[:1], 10, exhaustive=True)  # starts building the part rows
+    deadline = start + 600
     while isinstance(index, PartScannedIndex) and not index.parts_ready:
+        if time.perf_counter() > deadline:
+            raise SystemExit("the part rows were not built in 10 minutes (see the log)")
         time.sleep(0.05)
     print(f"{'':52s} part rows built in {time.perf_counter() - start:.2f} s (in the background)")
     for name, weights in WEIGHT_SETTINGS.items():

@@ -8,15 +8,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
 from lookalike.config import Settings
 from lookalike.embeddings.aspects import AspectLayout
+from lookalike.engine import Engine
 from lookalike.index import IndexBackend, create_backend
-from lookalike.index.base import ProductIndex
+from lookalike.index.base import IndexManifest, ProductIndex
 from lookalike.index.manager import IndexManager
 from lookalike.index.parts import PartScannedIndex
 from lookalike.index.vector_index import FaissBackend
@@ -49,6 +50,26 @@ def _vectors(n: int, seed: int) -> np.ndarray:
     return np.hstack([np.sqrt(0.9) * _unit(shapes), np.sqrt(0.1) * _unit(colours)])
 
 
+def _catalog(tmp_path: Path, vectors: np.ndarray) -> tuple[CatalogStore, np.ndarray]:
+    """A real SQLite catalog of these vectors (model version m1): the store and the ids."""
+    store = CatalogStore(f"sqlite:///{tmp_path / 'c.db'}")
+    items = [(ProductData(f"s{i}", f"/i/{i}.jpg", f"{i:064d}"), v) for i, v in enumerate(vectors)]
+    return store, np.array(store.upsert(items, "m1"), dtype=np.int64)
+
+
+class _Stored:
+    """The catalog's vectors (index/parts.VectorSource), as the manager gives them."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self.store = store
+
+    def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.store.iter_vectors("m1")
+
+    def vectors(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        return self.store.vectors(wanted, "m1")
+
+
 def _backend(name: str, home: Path) -> IndexBackend:
     kinds: dict[str, dict[str, Any]] = {
         "faiss-ivf": {"exact_search_max": 100},
@@ -62,10 +83,8 @@ def _backend(name: str, home: Path) -> IndexBackend:
 def catalog(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[CatalogStore, IndexManager, np.ndarray, np.ndarray]:
-    store = CatalogStore(f"sqlite:///{tmp_path / 'c.db'}")
     vectors = _vectors(N + 20, 0)[:N]
-    items = [(ProductData(f"s{i}", f"/i/{i}.jpg", f"{i:064d}"), v) for i, v in enumerate(vectors)]
-    ids = np.array(store.upsert(items, "m1"), dtype=np.int64)
+    store, ids = _catalog(tmp_path, vectors)
     backend = _backend(request.param, tmp_path / "home")
     manager = IndexManager(store, tmp_path / "ix", "m1", 64, backend, LAYOUT)
     return store, manager, ids, vectors
@@ -192,41 +211,107 @@ def test_a_query_whose_large_parts_left_the_geometry_is_scanned_whole(tmp_path: 
     rng = np.random.default_rng(3)
     parts = [_unit(np.abs(rng.normal(size=(600, d)))) for d in (48, 16, 48)]
     vectors = np.hstack([np.sqrt(s) * p for s, p in zip((0.6, 0.1, 0.3), parts, strict=True)])
-    store = CatalogStore(f"sqlite:///{tmp_path / 'c.db'}")
-    items = [(ProductData(f"s{i}", "/i.jpg", f"{i:064d}"), v) for i, v in enumerate(vectors)]
-    ids = np.array(store.upsert(items, "m1"), dtype=np.int64)
+    store, ids = _catalog(tmp_path, vectors)
     manager = IndexManager(store, tmp_path / "ix", "m1", 112, FaissBackend(exact_max=100), layout)
     index, _ = manager.load()
+    assert isinstance(index, PartScannedIndex)
     queries = np.stack(
         [_unit(weighted_query(v, layout, AspectWeights(0, 0.2, 1))) for v in vectors[:10]]
     )
+    scans = _FullScans(index.inner)
+    index.inner = scans
     assert _recall(index, ids, vectors, queries, exhaustive=True) == 1.0
+    assert scans.count == len(queries)  # every one of them scanned whole
+    store.close()
+
+
+class _FullScans:
+    """The product index, counting its full scans."""
+
+    def __init__(self, inner: ProductIndex) -> None:
+        self.inner, self.count = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def search(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None = None, exhaustive: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.count += exhaustive
+        return self.inner.search(q, k, allowed, exhaustive)
+
+
+class _BlindToColour:
+    """A product index that answers queries without colour in them exactly and those with
+    colour wrongly (its worst products), unless scanning whole: what it cannot find, only
+    the part rows can."""
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.ids, self.vectors = ids, vectors
+        self.manifest = IndexManifest("m1", "ivf", vectors.shape[1], len(ids), "")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(
+        self, q: np.ndarray, k: int, allowed: np.ndarray | None = None, exhaustive: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.isin(self.ids, self.ids if allowed is None else allowed)
+        ids, scores = self.ids[rows], self.vectors[rows] @ q[0]
+        blind = q[0, 48:].any() and not exhaustive
+        order = np.argsort(scores if blind else -scores, kind="stable")[:k]
+        return scores[order][None], ids[order][None]
+
+
+def _blind_to_colour(ids: np.ndarray, vectors: np.ndarray) -> ProductIndex:
+    # A test double: only what the part rows ask of the index they wrap.
+    return cast(ProductIndex, _BlindToColour(ids, vectors))
+
+
+@pytest.mark.parametrize("name", ["shape 0.5 + colour 0.5", "shape 0.3 + colour 0.7"])
+def test_mixed_weights_are_ranked_from_the_part_rows_and_the_shape_list(
+    tmp_path: Path, name: str
+) -> None:
+    """With an index whose shape-only answers are exact, the threshold algorithm gives
+    exactly the full scan's top 10, though the index itself ranks the query wrongly."""
+    vectors = _vectors(N + 20, 0)[:N]
+    store, ids = _catalog(tmp_path, vectors)
+
+    index = PartScannedIndex(_blind_to_colour(ids, vectors), LAYOUT, _Stored(store))
+    queries = _queries(WEIGHTS[name])
+    _ready(index, queries[0])
+    assert _recall(index, ids, vectors, queries, exhaustive=False) < 0.1
+    for q in queries:
+        scores, got = index.search(q[None], 10, exhaustive=True)
+        truth = np.argsort(-(vectors @ q), kind="stable")[:10]
+        assert got[0].tolist() == ids[truth].tolist()
+        assert np.allclose(scores[0], (vectors @ q)[truth], atol=1e-5)
+    allowed = ids[::3]
+    assert _recall(index, ids, vectors, queries, exhaustive=True, allowed=allowed) == 1.0
     store.close()
 
 
 def test_a_write_during_the_build_is_replayed_onto_the_part_rows(tmp_path: Path) -> None:
     """The rows are read from the database in the background; a product changed after
     its row was read reaches them all the same."""
-    store = CatalogStore(f"sqlite:///{tmp_path / 'c.db'}")
     vectors = _vectors(N + 20, 0)[:N]
-    items = [(ProductData(f"s{i}", f"/i/{i}.jpg", f"{i:064d}"), v) for i, v in enumerate(vectors)]
-    ids = np.array(store.upsert(items, "m1"), dtype=np.int64)
+    store, ids = _catalog(tmp_path, vectors)
     manager = IndexManager(store, tmp_path / "ix", "m1", 64, FaissBackend(exact_max=100))
     read, carry_on = threading.Event(), threading.Event()
 
-    class Gated:
+    class Gated(_Stored):
         """The database's vectors, every row read before the build waits for the test."""
 
         def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            chunks = list(store.iter_vectors("m1"))
+            chunks = list(super().iter_vectors())
             read.set()
             assert carry_on.wait(30)
             yield from chunks
 
-        def vectors(self, wanted: list[int]) -> dict[int, np.ndarray]:
-            return store.vectors(wanted, "m1")
-
-    index = PartScannedIndex(manager.load()[0], LAYOUT, Gated())
+    index = PartScannedIndex(manager.load()[0], LAYOUT, Gated(store))
     q = _queries(WEIGHTS["colour only"], 1)[0]
     index.search(q[None], 10, exhaustive=True)  # starts the build
     assert read.wait(30)
@@ -240,3 +325,45 @@ def test_a_write_during_the_build_is_replayed_onto_the_part_rows(tmp_path: Path)
     _, got = index.search(q[None], 10, exhaustive=True)
     assert int(got[0][0]) == int(ids[0])
     store.close()
+
+
+def test_a_product_second_in_both_lists_is_found_by_growing_them(tmp_path: Path) -> None:
+    """100 products share the query's colour (any shape), 100 its shape (another colour):
+    each fills one list's first 64. The product near in both comes first for an even
+    weighting; the lists' bound says they are too short, so they grow until it is in."""
+    rng = np.random.default_rng(5)
+    shape, colour = _unit(rng.normal(size=48)), _unit(np.r_[np.ones(8), np.zeros(8)])
+    other_colour = _unit(np.r_[np.zeros(8), np.ones(8)])  # nothing in common with it
+
+    def product(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.sqrt(0.9) * _unit(s), np.sqrt(0.1) * _unit(c)])
+
+    def near(v: np.ndarray, cos: float) -> np.ndarray:
+        away = rng.normal(size=len(v))
+        away = _unit(away - (away @ v) * v)
+        out: np.ndarray = cos * v + np.sqrt(1 - cos**2) * away
+        return out
+
+    vectors = np.stack(
+        [product(rng.normal(size=48), colour) for _ in range(100)]
+        + [product(shape, other_colour) for _ in range(100)]
+        + [product(near(shape, 0.9), near(colour, 0.9))]
+        + [product(rng.normal(size=48), np.abs(rng.normal(size=16))) for _ in range(300)]
+    )
+    store, ids = _catalog(tmp_path, vectors)
+
+    index = PartScannedIndex(_blind_to_colour(ids, vectors), LAYOUT, _Stored(store))
+    q = _unit(weighted_query(product(shape, colour), LAYOUT, AspectWeights(0.5, 0.5, 0)))
+    _ready(index, q)
+    _, got = index.search(q[None], 10, exhaustive=True)
+    assert int(got[0][0]) == int(ids[200])
+    store.close()
+
+
+@pytest.mark.parametrize("part_scans", [True, False])
+def test_the_engine_s_index_has_part_rows_unless_switched_off(
+    tmp_path: Path, part_scans: bool
+) -> None:
+    engine = Engine(Settings(home=tmp_path / "home", part_scans=part_scans, _env_file=None))
+    assert isinstance(engine.index, PartScannedIndex) is part_scans
+    engine.close()

@@ -90,7 +90,9 @@ class ProductIndex(Protocol):
         results come back for every query (filters never under-fill ``k``).
         ``exhaustive``: a query from another geometry than the one the index's structure
         was built for (reweighted aspects): every product is scored (FAISS, Annoy) or the
-        search is widened (Milvus)."""
+        search is widened (Milvus). Wrapped in index/parts.py, FAISS and Annoy answer
+        colour-weighted ones from the colour parts and their own search instead (exact for
+        colour alone, as good as the index's recall with shape weighed too)."""
         ...
 
     def add(

@@ -7,7 +7,7 @@ query used to score every product's whole vector: 131.6 ms a photo at 100k again
 for the default blend (docs/benchmarks.md).
 
 The colour part is 256 of a vector's 1,536 floats. :class:`PartScannedIndex` keeps the
-small parts of every product's vector in an exact flat index of their own (1 KB a product
+small parts of every product's vector in an exact flat index of their own (~1.1 KB a product
 in RAM, read from the database in the background after the first weighted search,
 which is scanned whole as before) and answers such a query from
 lists: the products whose small parts score best (exact), and, when the query weighs the
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -35,6 +37,7 @@ import numpy as np
 
 from lookalike.embeddings.aspects import AspectLayout
 from lookalike.index.base import MIN_ALIGNMENT, PAD_SCORE, IndexManifest, ProductIndex
+from lookalike.index.vector_index import one_query_thread
 
 if TYPE_CHECKING:
     from lookalike.store.catalog import ProductFields
@@ -47,6 +50,11 @@ log = logging.getLogger(__name__)
 SMALL_PART = 0.25
 FIRST_LIST = 64  # each list's first length, at least 4 k
 MAX_LIST = 1024  # past this, a full scan (exact totals read for up to 2x this many)
+# Writes are applied to the rows in batches (one pass over the rows per batch, not per
+# write: replacing a row shifts every row after it, ~10 ms at 200k), at the next weighted
+# search or once this many are waiting.
+LOG_MAX = 4096
+RETRY_S = 60.0  # a failed build is tried again after this long, not on every search
 
 
 class VectorSource(Protocol):
@@ -73,8 +81,9 @@ class PartScannedIndex:
     """A :class:`ProductIndex` whose exhaustive searches (queries reweighted away from the
     stored blend) are answered by the threshold algorithm above; everything else is the
     wrapped index's. Thread-safe as the wrapped index is: the part rows have their own
-    lock. Each wrapper builds its rows once (a reloaded index, after another process's
-    writes, builds them again)."""
+    lock. Writes reach the rows in batches (LOG_MAX). Each wrapper builds its rows once;
+    a reloaded index (after another process's writes) builds them again, and the dropped
+    one's build stops."""
 
     def __init__(self, inner: ProductIndex, layout: AspectLayout, source: VectorSource) -> None:
         self.inner = inner
@@ -83,9 +92,11 @@ class PartScannedIndex:
         self._cols = small_columns(layout)
         self._lock = threading.Lock()
         self._rows: _PartRows | None = None  # built in the background on first use
-        # Writes that land while it is being built, replayed onto it when it is done
-        # (None: no build running).
-        self._pending: list[tuple[np.ndarray, np.ndarray | None]] | None = None
+        self._building = False
+        self._retry_at = 0.0
+        # Writes not applied to the rows yet (parts None: a removal), in order: those
+        # that land during the build, then those since the last weighted search.
+        self._log: list[tuple[np.ndarray, np.ndarray | None]] = []
 
     # ---- the wrapped index's own ---------------------------------------------------------
 
@@ -117,14 +128,15 @@ class PartScannedIndex:
         return removed
 
     def _record(self, ids: np.ndarray, parts: np.ndarray | None) -> None:
-        """A write (``parts`` None: a removal) to the part rows, or to the writes a running
-        build replays."""
-        ids = np.asarray(ids, dtype=np.int64)
+        """Log a write (``parts`` None: a removal) for the part rows, when they are built
+        or being built (before that, the build reads it from the database)."""
         with self._lock:
-            if self._pending is not None:
-                self._pending.append((ids, parts))
-            elif self._rows is not None:
-                self._rows.put(ids, parts)
+            if self._rows is None and not self._building:
+                return
+            self._log.append((np.asarray(ids, dtype=np.int64), parts))
+            if self._rows is not None and len(self._log) >= LOG_MAX:
+                self._rows.apply(self._log)
+                self._log = []
 
     @property
     def parts_ready(self) -> bool:
@@ -134,28 +146,32 @@ class PartScannedIndex:
     def _ready_rows(self) -> _PartRows | None:
         """The part rows; None while they are being built (the first call starts it)."""
         with self._lock:
-            if self._rows is None and self._pending is None:
-                self._pending = []
-                threading.Thread(target=self._build, name="part-rows", daemon=True).start()
+            if self._rows is None and not self._building and time.monotonic() >= self._retry_at:
+                self._building = True
+                threading.Thread(
+                    target=_build,
+                    args=(weakref.ref(self), self._source, self._cols),
+                    name="part-rows",
+                    daemon=True,
+                ).start()
             return self._rows
 
-    def _build(self) -> None:
-        """Read the small parts of every stored vector from the database (600 MB of
-        vectors at 100k products: seconds, so off the query's path), then replay the
-        writes that landed meanwhile, in order."""
-        rows = _PartRows(len(self._cols))
-        try:
-            for ids, vectors in self._source.iter_vectors():
-                rows.put(ids, np.ascontiguousarray(vectors[:, self._cols], dtype=np.float32))
-        except Exception:  # e.g. the store closed under it: the next weighted search retries
-            log.exception("part rows not built")
-            with self._lock:
-                self._pending = None
-            return
+    def _built(self, rows: _PartRows | None) -> None:
+        """The build's end: the rows with the writes logged meanwhile, or (None) a failure,
+        tried again after RETRY_S."""
         with self._lock:
-            for ids, parts in self._pending or []:
-                rows.put(ids, parts)
-            self._rows, self._pending = rows, None
+            self._building = False
+            try:
+                if rows is not None:
+                    rows.apply(self._log)
+                    self._rows = rows
+            except Exception:
+                log.exception("the part rows could not be built; weighted searches scan whole")
+                rows = None
+            finally:
+                self._log = []
+            if rows is None:
+                self._retry_at = time.monotonic() + RETRY_S
 
     # ---- searches ------------------------------------------------------------------------
 
@@ -203,6 +219,8 @@ class PartScannedIndex:
             return np.empty(0, np.float32), np.empty(0, np.int64)
         if rest_norm == 0:  # colour alone: the scan's scores are the query's, exactly
             return self._scan_search(small, min(k, available), allowed)
+        if 4 * k > MAX_LIST:
+            return None  # lists this long would not be shorter than the full scan
         n = min(max(FIRST_LIST, 4 * k), available)
         while True:
             small_scores, small_ids = self._scan_search(small, n, allowed)
@@ -268,6 +286,9 @@ class PartScannedIndex:
         """Top ``n`` products by the small parts alone, exactly: (scores, ids)."""
         with self._lock:  # writes change the rows
             assert self._rows is not None
+            if self._log:
+                self._rows.apply(self._log)
+                self._log = []
             return self._rows.search(small, n, allowed)
 
 
@@ -279,21 +300,31 @@ class _PartRows:
         self.index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
         self.held: set[int] = set()
 
-    def put(self, ids: np.ndarray, parts: np.ndarray | None) -> None:
-        """Replace these products' rows with ``parts`` (None: remove them)."""
-        # Only ids it holds are removed: a removal passes over every row (and moves those
-        # after it), and most added products are new.
-        present = [int(i) for i in ids if int(i) in self.held]
+    def apply(self, writes: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+        """Apply logged writes, in order: each product ends as its last write left it."""
+        last: dict[int, np.ndarray | None] = {}
+        for ids, parts in writes:
+            for j, i in enumerate(ids.tolist()):
+                last[i] = None if parts is None else parts[j]
+        # One removal pass for all of them, and only of rows it holds: a removal passes
+        # over every row (and moves those after it), and most added products are new.
+        present = [i for i in last if i in self.held]
         if present:
             self.index.remove_ids(faiss.IDSelectorBatch(np.array(present, dtype=np.int64)))
             self.held.difference_update(present)
-        if parts is not None and len(ids):
-            self.index.add_with_ids(parts, ids)
-            self.held.update(ids.tolist())
+        put = [(i, row) for i, row in last.items() if row is not None]
+        if put:
+            self.add(np.array([i for i, _ in put], dtype=np.int64), np.stack([r for _, r in put]))
+
+    def add(self, ids: np.ndarray, parts: np.ndarray) -> None:
+        """Rows of products it does not hold."""
+        self.index.add_with_ids(np.ascontiguousarray(parts, dtype=np.float32), ids)
+        self.held.update(ids.tolist())
 
     def search(
         self, small: np.ndarray, n: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
+        one_query_thread()
         params = None
         if allowed is not None:
             params = faiss.SearchParameters()
@@ -301,3 +332,22 @@ class _PartRows:
         scores, ids = self.index.search(small[None], n, params=params)
         kept = ids[0] >= 0
         return scores[0][kept], ids[0][kept]
+
+
+def _build(owner: weakref.ref[PartScannedIndex], source: VectorSource, cols: np.ndarray) -> None:
+    """Read the small parts of every stored vector from the database (600 MB of vectors
+    at 100k products: seconds, so off the query's path) for ``owner``. Stops early when
+    the index is dropped (a reload after another process's writes makes a new one)."""
+    rows: _PartRows | None = _PartRows(len(cols))
+    try:
+        for ids, vectors in source.iter_vectors():
+            if owner() is None:
+                return
+            assert rows is not None
+            rows.add(ids, vectors[:, cols])
+    except Exception:
+        log.exception("the part rows could not be built; weighted searches scan whole")
+        rows = None
+    index = owner()
+    if index is not None:
+        index._built(rows)
