@@ -1,5 +1,7 @@
 """Search latency: photo -> top-10 on the dev catalog and at 100k products, and ANN
-search alone at 1M vectors, each with its exact-search baseline in the same run.
+search alone at 1M vectors, each with its exact-search baseline in the same run. At 100k
+the weighted and feedback searches and their baselines are timed interleaved (each photo
+through every setting in turn).
 
     python benchmarks/search.py [--sizes 100000,1000000] [--queries 200]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,16 @@ def synthetic(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One way to search: the engine (its settings), the aspect weights, and the i-th
+    file's marks when given."""
+
+    engine: Engine
+    weights: AspectWeights | None = None
+    feedback: list[Feedback] | None = None
+
+
 def time_queries(
     engine: Engine,
     files: list[Path],
@@ -57,14 +70,25 @@ def time_queries(
 ) -> list[float]:
     """Latency of photo -> top-k for each file (with ``weights``, and the i-th file with
     ``feedback[i]`` when given)."""
+    return time_interleaved({"": Setting(engine, weights, feedback)}, files, k)[""]
+
+
+def time_interleaved(
+    settings: dict[str, Setting], files: list[Path], k: int = 10
+) -> dict[str, list[float]]:
+    """Latency of photo -> top-k for each file in each setting, each file through every
+    setting in turn: the VM's drift within a run (±10% here) then lands on all of them
+    alike, not on whichever ran last."""
     for f in files[:10]:  # warm-up: caches, lazy loads, allocator
-        engine.search_files([f], k, weights=weights)
-    times = []
+        for s in settings.values():
+            s.engine.search_files([f], k, weights=s.weights)
+    times: dict[str, list[float]] = {label: [] for label in settings}
     for i, f in enumerate(files):
-        marks = feedback[i] if feedback else None
-        start = time.perf_counter()
-        engine.search_files([f], k, weights=weights, feedback=marks)
-        times.append((time.perf_counter() - start) * 1000)
+        for label, s in settings.items():
+            marks = s.feedback[i] if s.feedback else None
+            start = time.perf_counter()
+            s.engine.search_files([f], k, weights=s.weights, feedback=marks)
+            times[label].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -208,35 +232,39 @@ def main() -> None:
             )
             index = engine.rebuild_index()
             m = index.manifest
-            report(
-                f"{size:,} products, {m.kind} nlist={m.nlist} nprobe={m.nprobe}, photo -> top-10",
-                time_queries(engine, query_files),
-            )
             print(
-                f"{'':52s} recall@10 vs exact (index check): {engine.check_index()['recall_at_10']}"
+                f"{'':52s} {m.kind} nlist={m.nlist} nprobe={m.nprobe}, recall@10 vs exact "
+                f"(index check): {engine.check_index()['recall_at_10']}"
             )
             weighted_recall(engine, real[rng.choice(len(real), 200, replace=False)])
             # The baseline for weighted searches: the same home without the part scans
             # (LOOKALIKE_PART_SCANS=false), each such query scored against every vector.
             full_scan = Engine(settings.model_copy(update={"part_scans": False}))
-            for name in WEIGHT_SETTINGS:
-                for label, searcher in (("", engine), (", full scan (baseline)", full_scan)):
-                    if name == "shape only" and searcher is full_scan:
-                        continue  # in the index's geometry: never a full scan
-                    report(
-                        f"{size:,} products, {m.kind}, {name}{label}",
-                        time_queries(searcher, query_files, weights=WEIGHT_SETTINGS[name]),
-                    )
-            full_scan.close()
-            report(
-                f"{size:,} products, {m.kind}, colour only + one feedback round",
-                time_queries(
-                    engine,
-                    query_files,
-                    weights=WEIGHT_SETTINGS["colour only"],
-                    feedback=one_round(engine, query_files),
-                ),
+            colour, mixed = (
+                WEIGHT_SETTINGS["colour only"],
+                WEIGHT_SETTINGS["shape 0.5 + colour 0.5"],
             )
+            timed = time_interleaved(
+                {
+                    "photo -> top-10 (plain search)": Setting(engine),
+                    "shape only": Setting(engine, WEIGHT_SETTINGS["shape only"]),
+                    "colour only": Setting(engine, colour),
+                    "colour only, full scan (baseline)": Setting(full_scan, colour),
+                    "colour only + one feedback round": Setting(
+                        engine, colour, one_round(engine, query_files)
+                    ),
+                    "shape 0.5 + colour 0.5": Setting(engine, mixed),
+                    "shape 0.5 + colour 0.5, full scan (baseline)": Setting(full_scan, mixed),
+                },
+                query_files,
+            )
+            plain = percentile(next(iter(timed.values())), 50)
+            for label, times in timed.items():
+                report(f"{size:,} products, {m.kind}, {label}", times)
+                print(
+                    f"{'':52s} p50 {percentile(times, 50) / plain - 1:+.0%} over the plain search"
+                )
+            full_scan.close()
         engine.close()
     for size in (s for s in sizes if s > 200_000):
         ann_at_scale(real, size, min(args.queries, 1000))
