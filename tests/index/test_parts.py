@@ -167,10 +167,11 @@ def test_a_reweighted_query_finds_the_exact_top_10_without_a_full_scan(
         assert as_built < 0.9 and found == 1.0
     else:
         assert found >= max(0.95, as_built)
-    # The scores are the inner products, best first, as from a full scan.
+    # The scores are the inner products, best first, as from a full scan (but for the
+    # colour parts' half precision).
     scores, got = index.search(queries[:1], 10, exhaustive=True)
     stored = {int(i): v for i, v in zip(ids, vectors, strict=True)}
-    assert np.allclose(scores[0], [stored[int(i)] @ queries[0] for i in got[0]], atol=1e-5)
+    assert np.allclose(scores[0], [stored[int(i)] @ queries[0] for i in got[0]], atol=1e-4)
     assert np.all(np.diff(scores[0]) <= 1e-6)
     # Filters (allowed ids) hold too, and a filter smaller than k is filled, never more.
     allowed = ids[::7]
@@ -271,7 +272,7 @@ def test_mixed_weights_are_ranked_from_the_part_rows_and_the_shape_list(
         scores, got = index.search(q[None], 10, exhaustive=True)
         truth = np.argsort(-(vectors @ q), kind="stable")[:10]
         assert got[0].tolist() == ids[truth].tolist()
-        assert np.allclose(scores[0], (vectors @ q)[truth], atol=1e-5)
+        assert np.allclose(scores[0], (vectors @ q)[truth], atol=1e-4)
     allowed = ids[::3]
     assert _recall(index, ids, vectors, queries, exhaustive=True, allowed=allowed) == 1.0
     store.close()
