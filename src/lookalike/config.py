@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     )
     part_scans: bool = Field(
         True,
-        description="Keep the colour part of every vector in RAM (~1.1 KB a product) so that "
+        description="Keep the colour part of every vector in RAM (~0.6 KB a product) so that "
         "colour-weighted searches of an approximate index skip the full scan (index/parts.py)",
     )
     index_backend: Literal["faiss", "annoy", "milvus"] = Field(
