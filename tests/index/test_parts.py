@@ -205,6 +205,61 @@ def test_writes_reach_the_part_rows_once_they_are_built(
     store.close()
 
 
+def test_weighted_searches_beside_a_writer_keep_the_part_rows_in_step(tmp_path: Path) -> None:
+    """Two threads search by colour while a third adds, replaces and deletes products (as
+    the engine does: the database, then the index); afterwards the answers are those of
+    the database's vectors."""
+    vectors = _vectors(N + 20, 0)[:N]
+    store, ids = _catalog(tmp_path, vectors)
+    manager = IndexManager(store, tmp_path / "ix", "m1", 64, FaissBackend(exact_max=100), LAYOUT)
+    queries = _queries(WEIGHTS["colour only"], 10)
+    index = _ready(manager.load()[0], queries[0])
+    fresh = _vectors(200, 9)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(60):
+                if i % 3 == 0:  # a new product
+                    (pid,) = store.upsert(
+                        [(ProductData(f"n{i}", "/n.jpg", f"n{i:063d}"), fresh[i])], "m1"
+                    )
+                    manager.apply(index, np.array([pid]), fresh[i][None], np.empty(0, np.int64))
+                elif i % 3 == 1:  # another picture for an old one
+                    sku, pid = f"s{i}", int(ids[i])
+                    store.upsert([(ProductData(sku, "/i.jpg", f"r{i:063d}"), fresh[i])], "m1")
+                    manager.apply(index, np.array([pid]), fresh[i][None], np.empty(0, np.int64))
+                else:  # a deletion
+                    store.delete([f"s{i}"])
+                    none = np.empty((0, 64), np.float32)
+                    manager.apply(index, np.empty(0, np.int64), none, np.array([ids[i]]))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failures.append(exc)
+        finally:
+            done.set()
+
+    def search() -> None:
+        try:
+            while not done.is_set():
+                for q in queries:
+                    index.search(q[None], 10, exhaustive=True)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write), *(threading.Thread(target=search) for _ in "ab")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures
+    now_ids, now_vectors = manager.vectors()
+    for q in queries:
+        _, got = index.search(q[None], 10, exhaustive=True)
+        assert set(got[0].tolist()) == _exact(now_ids, now_vectors, q, 10)
+    store.close()
+
+
 def test_a_query_whose_large_parts_left_the_geometry_is_scanned_whole(tmp_path: Path) -> None:
     """With a texture part the rest of a texture-heavy query is far from the stored blend:
     its list would be no bound, so the full scan answers (exactly)."""
