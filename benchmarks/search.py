@@ -61,16 +61,9 @@ class Setting:
     feedback: list[Feedback] | None = None
 
 
-def time_queries(
-    engine: Engine,
-    files: list[Path],
-    k: int = 10,
-    weights: AspectWeights | None = None,
-    feedback: list[Feedback] | None = None,
-) -> list[float]:
-    """Latency of photo -> top-k for each file (with ``weights``, and the i-th file with
-    ``feedback[i]`` when given)."""
-    return time_interleaved({"": Setting(engine, weights, feedback)}, files, k)[""]
+def time_queries(engine: Engine, files: list[Path], k: int = 10) -> list[float]:
+    """Latency of photo -> top-k for each file (the plain search)."""
+    return time_interleaved({"": Setting(engine)}, files, k)[""]
 
 
 def time_interleaved(

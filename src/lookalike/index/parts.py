@@ -258,8 +258,7 @@ class PartScannedIndex:
             if len(totals) >= k:
                 kth = float(np.partition(np.fromiter(totals.values(), np.float64), -k)[-k])
                 unscored += [i for i in need.tolist() if i in totals and totals[i] >= kth - 2 * eps]
-            for i, vector in self._source.vectors(unscored).items():
-                totals[i] = float(vector @ q)
+            totals.update(self._exact_scores(unscored, q))
             ids = np.fromiter(totals, dtype=np.int64, count=len(totals))
             scores = np.fromiter(totals.values(), dtype=np.float32, count=len(totals))
             top = np.argsort(-scores, kind="stable")[:k]
@@ -296,14 +295,17 @@ class PartScannedIndex:
                 break
             n = min(2 * n, available)
         near = np.flatnonzero(np.abs(scores - kth) <= 2 * eps)
-        exact = self._source.vectors(ids[near].tolist())
+        exact = self._exact_scores(ids[near].tolist(), q)
         scores = scores.copy()
         for j in near.tolist():
-            vector = exact.get(int(ids[j]))
-            if vector is not None:
-                scores[j] = float(vector @ q)
+            scores[j] = exact.get(int(ids[j]), scores[j])
         top = np.argsort(-scores, kind="stable")[:k]
         return scores[top], ids[top]
+
+    def _exact_scores(self, ids: list[int], q: np.ndarray) -> dict[int, float]:
+        """``q``'s inner products with these products' stored vectors (those the database
+        still holds)."""
+        return {i: float(vector @ q) for i, vector in self._source.vectors(ids).items()}
 
     def _listed(
         self, q: np.ndarray, n: int, allowed: np.ndarray | None
@@ -385,16 +387,16 @@ def _build(owner: weakref.ref[PartScannedIndex], source: VectorSource, cols: np.
     """Read the small parts of every stored vector from the database (600 MB of vectors
     at 100k products: seconds, so off the query's path) for ``owner``. Stops early when
     the index is dropped (a reload after another process's writes makes a new one)."""
-    rows: _PartRows | None = _PartRows(len(cols))
+    rows = _PartRows(len(cols))
+    built: _PartRows | None = rows
     try:
         for ids, vectors in source.iter_vectors():
             if owner() is None:
                 return
-            assert rows is not None
             rows.add(ids, vectors[:, cols])
     except Exception:
         log.exception("the part rows could not be built; weighted searches scan whole")
-        rows = None
+        built = None
     index = owner()
     if index is not None:
-        index._built(rows)
+        index._built(built)
