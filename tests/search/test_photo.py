@@ -19,7 +19,7 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.ingest.readers import CatalogRecord, read_catalog
 from lookalike.matching import descriptor_index
-from lookalike.search.aspects import similarities
+from lookalike.search.aspects import AspectWeights, similarities
 from lookalike.search.searcher import SearchHit
 from tests.conftest import write_catalog
 
@@ -132,6 +132,56 @@ def test_similar_products_follow_the_exact_match(
     assert similar
     for hit in similar:
         assert hit.aspects == similarities(anchor, stored(hit), engine.session().layout)
+
+
+def test_a_colour_weighted_photo_search_finds_its_product_and_scans_once(
+    engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which product a photo shows does not depend on the weights: it is found from the
+    photo's own vector and local features, and the weighted search (a scan of every
+    product's colour) runs once, around it; without it, once around the photo."""
+    sku, photo = _photos(smvs, smvs_rows, "E63")[3]
+    index = engine.index
+    scans: list[bool] = []
+    search = index.search
+
+    def counted(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+        scans.append(bool(args[3] if len(args) > 3 else kwargs.get("exhaustive", False)))
+        return search(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index, "search", counted)
+    colour = AspectWeights(shape=0, colour=1, texture=0)
+    (plain,) = engine.search_files([photo], k=6)
+    assert scans.count(True) == 0
+    (result,) = engine.search_files([photo], k=6, weights=colour)
+    assert result.hits[0].product.sku == sku and result.hits[0].match == "exact"
+    assert scans.count(True) == 1
+    # The rest rank by colour alone, against the matched product.
+    version = engine.active_model_version
+    assert version is not None
+    first = result.hits[0].product.id
+    assert first is not None
+    anchor = engine.stored_vector(first, version)
+    assert anchor is not None
+    colours = [h.aspects["colour"] for h in result.hits[1:] if h.aspects]
+    assert colours == sorted(colours, reverse=True) and len(colours) == 5
+    assert [h.product.sku for h in result.hits[1:]] != [h.product.sku for h in plain.hits[1:]]
+    scans.clear()
+    engine.delete([sku])
+    try:
+        (absent,) = engine.search_files([photo], k=6, weights=colour)
+        assert sku not in {h.product.sku for h in absent.hits}
+        assert scans.count(True) == 1
+        colours = [h.aspects["colour"] for h in absent.hits if h.aspects]
+        assert colours == sorted(colours, reverse=True) and len(colours) == 6
+    finally:
+        engine.ingest(
+            [
+                CatalogRecord(r["product_id"], smvs / r["file"], r["file"], None, "DVD cover")
+                for r in smvs_rows
+                if r["image_type"] == "catalog" and r["product_id"] == sku
+            ]
+        )
 
 
 def test_a_product_whose_row_is_gone_is_not_the_exact_match(
