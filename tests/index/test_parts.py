@@ -182,6 +182,28 @@ def test_a_reweighted_query_finds_the_exact_top_10_without_a_full_scan(
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["faiss-ivf", "faiss-ivfpq"])
+def test_a_faiss_index_re_scores_from_its_own_vectors_not_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The exact totals of a mixed search come from the vectors the index holds: no
+    database read on the query's path, and the store's cache of popular vectors left
+    alone."""
+    vectors = _vectors(N + 20, 0)[:N]
+    store, ids = _catalog(tmp_path, vectors)
+    manager = IndexManager(store, tmp_path / "ix", "m1", 64, _backend(kind, tmp_path / "h"), LAYOUT)
+    mixed = _queries(WEIGHTS["shape 0.5 + colour 0.5"])
+    index = _ready(manager.load()[0], mixed[0])
+
+    def no_reads(*args: object) -> dict[int, np.ndarray]:
+        raise AssertionError("a stored vector was read from the database")
+
+    monkeypatch.setattr(store, "vectors", no_reads)
+    assert _recall(index, ids, vectors, mixed, exhaustive=True) >= 0.95
+    assert _recall(index, ids, vectors, _queries(WEIGHTS["colour only"]), exhaustive=True) == 1.0
+    store.close()
+
+
 def test_writes_reach_the_part_rows_once_they_are_built(
     catalog: tuple[CatalogStore, IndexManager, np.ndarray, np.ndarray],
 ) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -98,6 +99,43 @@ def test_save_load_round_trip(
     assert loaded.manifest == index.manifest
     assert len(loaded) == len(index) and int(ids[7]) in loaded
     assert (loaded.search(x[:3], 4)[1] == index.search(x[:3], 4)[1]).all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_vectors_are_handed_out_by_id_through_writes_and_a_reload(
+    kind: FaissKind, tmp_path: Path
+) -> None:
+    x = _clustered(3000)
+    ids = np.arange(3000, dtype=np.int64) * 7 + 1
+    index = VectorIndex.build(ids, x, "m1", kind=kind)
+    index.remove(ids[:2])
+    index.add(ids[2:3], x[500:501])  # replaced
+    index.add(np.array([99_999]), x[600:601])  # new
+    asked = np.array([99_999, ids[0], ids[2], ids[10], ids[10], 123_456], dtype=np.int64)
+    expected = {99_999: x[600], int(ids[2]): x[500], int(ids[10]): x[10]}
+
+    def check(i: VectorIndex) -> None:
+        held, vectors = i.vectors_of(asked)
+        assert held.tolist() == sorted(expected)  # the removed and unknown ones left out
+        for pid, vector in zip(held.tolist(), vectors, strict=True):
+            assert np.array_equal(vector, expected[pid])  # exact, never codes
+
+    check(index)
+    index.save(tmp_path)
+    check(VectorIndex.load(tmp_path))
+    assert index.vectors_of(np.array([ids[0]]))[1].shape == (0, 32)
+
+
+def test_an_ivf_index_saved_without_an_id_map_gets_one_at_load(tmp_path: Path) -> None:
+    x = _clustered(2000)
+    ids = np.arange(2000, dtype=np.int64) + 5
+    index = VectorIndex.build(ids, x, "m1", kind="ivf")
+    faiss.extract_index_ivf(index.index).set_direct_map_type(0)  # as saved before they had one
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+    assert np.array_equal(loaded.vectors_of(ids[5:7])[1], x[5:7])
+    assert loaded.remove(ids[5:6]) == 1 and ids[5] not in loaded
+    assert loaded.vectors_of(ids[5:7])[0].tolist() == [ids[6]]
 
 
 def test_corrupt_index_file_is_detected(tmp_path: Path) -> None:

@@ -119,6 +119,18 @@ class ProductIndex(Protocol):
 
 
 @runtime_checkable
+class HoldsVectors(ProductIndex, Protocol):
+    """A :class:`ProductIndex` that holds its products' exact vectors and hands them out
+    by id (FAISS: flat, IVF through its id map, ``ivfpq`` from its re-rank rows), so that
+    re-scoring a few products needs no database read."""
+
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids of ``ids`` it holds, sorted and each once; their vectors as held,
+        one row each)."""
+        ...
+
+
+@runtime_checkable
 class FilteringIndex(ProductIndex, Protocol):
     """A :class:`ProductIndex` that keeps each product's filter fields (category, price)
     beside its vector and applies :class:`~lookalike.search.searcher.Filters` inside its

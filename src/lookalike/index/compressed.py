@@ -148,6 +148,10 @@ class RerankStore:
             ids[i, : len(best)] = found[best]
         return scores, ids
 
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """The exact vectors of ``ids`` (sorted, all in the store), one row each."""
+        return self._vectors(self._rows[np.searchsorted(self._ids, ids)])
+
     def scan(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

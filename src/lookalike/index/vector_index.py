@@ -165,6 +165,7 @@ class VectorIndex:
                 index = faiss.IndexIVFFlat(
                     faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT
                 )
+                with_id_map(index)
             # 40 points per list is what k-means needs (FAISS warns below 39); a dozen
             # iterations is enough for a coarse quantizer and keeps 1M-vector builds short.
             faiss.extract_index_ivf(index).cp.niter = 12
@@ -313,12 +314,31 @@ class VectorIndex:
             present = np.unique(ids[isin_sorted(self._ids, ids)])
             if len(present) == 0:
                 return 0
-            removed = int(self.index.remove_ids(faiss.IDSelectorBatch(present)))
+            # An IVF index with an id map removes through it, from an array of ids.
+            selector = (
+                faiss.IDSelectorArray(present)
+                if self.manifest.kind == "ivf"
+                else faiss.IDSelectorBatch(present)
+            )
+            removed = int(self.index.remove_ids(selector))
             if self._rerank is not None:
                 self._rerank.discard(present)
             self._ids = np.delete(self._ids, np.searchsorted(self._ids, present))
             self._refresh_manifest()
             return removed
+
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids of ``ids`` it holds, sorted; their exact vectors): looked up by id,
+        0.4 ms for 128 at 100k products where reading them from SQLite took 3 to 4."""
+        ids = np.asarray(ids, dtype=np.int64)
+        with self._lock:
+            present = np.unique(ids[isin_sorted(self._ids, ids)])
+            if len(present) == 0:
+                return present, np.empty((0, self.manifest.dim), dtype=np.float32)
+            if self._rerank is not None:
+                return present, self._rerank.vectors_of(present)
+            vectors: np.ndarray = self.index.reconstruct_batch(present)
+            return present, vectors
 
     def _refresh_manifest(self) -> None:
         self.manifest.count = len(self._ids)
@@ -370,6 +390,8 @@ class VectorIndex:
             ids = faiss.vector_to_array(id_map.id_map)
         else:
             ids = _ivf_ids(faiss.extract_index_ivf(index))
+            if manifest.kind == "ivf":
+                with_id_map(faiss.extract_index_ivf(index))  # saved before they had one
         return cls(index, manifest, ids.astype(np.int64), rerank)
 
 
@@ -438,6 +460,17 @@ def _add_in_chunks(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> 
     for start in range(0, len(ids), SCAN_ROWS):
         chunk = np.ascontiguousarray(vectors[start : start + SCAN_ROWS], dtype=np.float32)
         index.add_with_ids(chunk, ids[start : start + SCAN_ROWS])
+
+
+_ID_HASH_MAP = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]  # not in faiss's stubs
+
+
+def with_id_map(ivf: faiss.IndexIVF) -> None:
+    """Give an IVF index a hash map from product id to its place in the lists, so that
+    its vectors can be looked up by id (:meth:`VectorIndex.vectors_of`): about 50 bytes
+    a product in RAM, 16 in the file; building it for 100k products takes 5 ms."""
+    if ivf.direct_map.type != _ID_HASH_MAP:
+        ivf.set_direct_map_type(_ID_HASH_MAP)
 
 
 def insert_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
