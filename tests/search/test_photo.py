@@ -8,6 +8,7 @@ import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import faiss
 import numpy as np
@@ -20,6 +21,7 @@ from lookalike.engine import Engine
 from lookalike.ingest.readers import CatalogRecord, read_catalog
 from lookalike.matching import descriptor_index
 from lookalike.search.aspects import AspectWeights, similarities
+from lookalike.search.feedback import Feedback
 from lookalike.search.searcher import SearchHit
 from tests.conftest import write_catalog
 
@@ -134,44 +136,50 @@ def test_similar_products_follow_the_exact_match(
         assert hit.aspects == similarities(anchor, stored(hit), engine.session().layout)
 
 
-def test_a_colour_weighted_photo_search_finds_its_product_and_scans_once(
+def test_a_refined_photo_search_finds_its_product_from_the_photo_and_searches_once(
     engine: Engine, smvs: Path, smvs_rows: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Which product a photo shows does not depend on the weights: it is found from the
-    photo's own vector and local features, and the weighted search (a scan of every
-    product's colour) runs once, around it; without it, once around the photo."""
+    """Which product a photo shows does not depend on weights or marks: it is found from
+    the photo's own vector (and local features), and the refined search (for colour
+    weights a scan of every product's colour) runs once, around the matched product;
+    without one, once around the photo."""
     sku, photo = _photos(smvs, smvs_rows, "E63")[3]
     index = engine.index
-    scans: list[bool] = []
+    calls: list[tuple[np.ndarray, bool]] = []
     search = index.search
 
-    def counted(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
-        scans.append(bool(args[3] if len(args) > 3 else kwargs.get("exhaustive", False)))
+    def recorded(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+        query = cast(np.ndarray, args[0])
+        exhaustive = args[3] if len(args) > 3 else kwargs.get("exhaustive", False)
+        calls.append((query[0].copy(), bool(exhaustive)))
         return search(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(index, "search", counted)
-    colour = AspectWeights(shape=0, colour=1, texture=0)
+    monkeypatch.setattr(index, "search", recorded)
     (plain,) = engine.search_files([photo], k=6)
-    assert scans.count(True) == 0
+    own = calls[0][0]  # the photo's vector, as the index saw it
+    assert [scan for _, scan in calls] == [False, False]  # the photo, the matched product
+    colour = AspectWeights(shape=0, colour=1, texture=0)
+    calls.clear()
     (result,) = engine.search_files([photo], k=6, weights=colour)
     assert result.hits[0].product.sku == sku and result.hits[0].match == "exact"
-    assert scans.count(True) == 1
+    assert [scan for _, scan in calls] == [False, True]
+    assert np.allclose(calls[0][0], own)
     # The rest rank by colour alone, against the matched product.
-    version = engine.active_model_version
-    assert version is not None
-    first = result.hits[0].product.id
-    assert first is not None
-    anchor = engine.stored_vector(first, version)
-    assert anchor is not None
     colours = [h.aspects["colour"] for h in result.hits[1:] if h.aspects]
     assert colours == sorted(colours, reverse=True) and len(colours) == 5
     assert [h.product.sku for h in result.hits[1:]] != [h.product.sku for h in plain.hits[1:]]
-    scans.clear()
+    # Marks lean the similar products one way, not the search for the product itself.
+    calls.clear()
+    less = Feedback((), (plain.hits[1].product.sku,))
+    (leaning,) = engine.search_files([photo], k=6, feedback=less)
+    assert leaning.hits[0].product.sku == sku and np.allclose(calls[0][0], own)
+    assert plain.hits[1].product.sku not in {h.product.sku for h in leaning.hits}
+    calls.clear()
     engine.delete([sku])
     try:
         (absent,) = engine.search_files([photo], k=6, weights=colour)
         assert sku not in {h.product.sku for h in absent.hits}
-        assert scans.count(True) == 1
+        assert [scan for _, scan in calls] == [False, True]
         colours = [h.aspects["colour"] for h in absent.hits if h.aspects]
         assert colours == sorted(colours, reverse=True) and len(colours) == 6
     finally:

@@ -314,7 +314,7 @@ class PartScannedIndex:
         when it holds them (FAISS; a mixed search re-scores ~100 at k = 28, 0.4 ms by id
         against 3-4 ms of database reads, which also pushed other searches' vectors out
         of the store's cache), else the database's (Annoy: its items come back as Python
-        lists, no faster). Products neither holds any more are left out."""
+        lists, no faster). Products the one asked no longer holds are left out."""
         if isinstance(self.inner, HoldsVectors):
             held, vectors = self.inner.vectors_of(np.asarray(ids, dtype=np.int64))
             return dict(zip(held.tolist(), (vectors @ q).tolist(), strict=True))

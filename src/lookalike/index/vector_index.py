@@ -314,13 +314,11 @@ class VectorIndex:
             present = np.unique(ids[isin_sorted(self._ids, ids)])
             if len(present) == 0:
                 return 0
-            # An IVF index with an id map removes through it, from an array of ids.
-            selector = (
-                faiss.IDSelectorArray(present)
-                if self.manifest.kind == "ivf"
-                else faiss.IDSelectorBatch(present)
-            )
-            removed = int(self.index.remove_ids(selector))
+            # Ids as an array: FAISS's Python wrapper picks the selector (an IVF index's
+            # id map takes an array of ids, the others a batch); its stubs describe the
+            # C++ signature.
+            index: Any = self.index
+            removed = int(index.remove_ids(present))
             if self._rerank is not None:
                 self._rerank.discard(present)
             self._ids = np.delete(self._ids, np.searchsorted(self._ids, present))
@@ -331,6 +329,7 @@ class VectorIndex:
         """(the ids of ``ids`` it holds, sorted; their exact vectors): looked up by id,
         0.4 ms for 128 at 100k products where reading them from SQLite took 3 to 4."""
         ids = np.asarray(ids, dtype=np.int64)
+        one_query_thread()  # FAISS looks up more than 1,000 ids on OpenMP threads
         with self._lock:
             present = np.unique(ids[isin_sorted(self._ids, ids)])
             if len(present) == 0:
@@ -356,13 +355,26 @@ class VectorIndex:
             if self._rerank is not None:
                 assert isinstance(self.manifest, CompressedManifest)
                 rerank = self._rerank.save(folder, self.manifest)
-            data = faiss.serialize_index(self.index).tobytes()
+            data = self._serialized()
             self.manifest.file_sha256 = hashlib.sha256(data).hexdigest()
             manifest = json.dumps(asdict(self.manifest), indent=2).encode()
         if rerank is not None:
             atomic_write(folder / RERANK_FILE, rerank)
         atomic_write(folder / INDEX_FILE, data)
         atomic_write(folder / MANIFEST_FILE, manifest)
+
+    def _serialized(self) -> bytes:
+        """The FAISS index as saved: an IVF index without its id map, built again at
+        load (5 ms at 100k products), so that the file stays what code before the map
+        reads and writes (its removals fail on an index with one)."""
+        if self.manifest.kind != "ivf":
+            return bytes(faiss.serialize_index(self.index).tobytes())
+        ivf = faiss.extract_index_ivf(self.index)
+        ivf.set_direct_map_type(_ID_MAPS.NoMap)
+        try:
+            return bytes(faiss.serialize_index(self.index).tobytes())
+        finally:
+            with_id_map(ivf)
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
@@ -391,7 +403,7 @@ class VectorIndex:
         else:
             ids = _ivf_ids(faiss.extract_index_ivf(index))
             if manifest.kind == "ivf":
-                with_id_map(faiss.extract_index_ivf(index))  # saved before they had one
+                with_id_map(faiss.extract_index_ivf(index))  # not saved (_serialized)
         return cls(index, manifest, ids.astype(np.int64), rerank)
 
 
@@ -462,15 +474,15 @@ def _add_in_chunks(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> 
         index.add_with_ids(chunk, ids[start : start + SCAN_ROWS])
 
 
-_ID_HASH_MAP = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]  # not in faiss's stubs
+_ID_MAPS = faiss.DirectMap  # type: ignore[attr-defined]  # not in faiss's stubs
 
 
 def with_id_map(ivf: faiss.IndexIVF) -> None:
     """Give an IVF index a hash map from product id to its place in the lists, so that
     its vectors can be looked up by id (:meth:`VectorIndex.vectors_of`): about 50 bytes
-    a product in RAM, 16 in the file; building it for 100k products takes 5 ms."""
-    if ivf.direct_map.type != _ID_HASH_MAP:
-        ivf.set_direct_map_type(_ID_HASH_MAP)
+    a product in RAM; building it for 100k products takes 5 ms."""
+    if ivf.direct_map.type != _ID_MAPS.Hashtable:
+        ivf.set_direct_map_type(_ID_MAPS.Hashtable)
 
 
 def insert_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -73,8 +73,13 @@ class Refinement:
         approximate index was built for, so that every product must be scored."""
         return self.reweighed and needs_exhaustive(vector, query)
 
+    @property
+    def marked(self) -> bool:
+        """Whether products were marked "more" or "less" like this."""
+        return bool(len(self.positive) or len(self.negative))
+
     def query(self, vector: np.ndarray, layout: AspectLayout) -> np.ndarray:
         """``vector`` refined by the marks, then weighed (search/aspects.py)."""
-        if len(self.positive) or len(self.negative):
+        if self.marked:
             vector = rocchio(vector, self.positive, self.negative)
         return weighted_query(vector, layout, self.weights)

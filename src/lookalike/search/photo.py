@@ -177,14 +177,15 @@ class PhotoSearcher:
             photo for photo in photos if photo.features is not None and len(photo.features) > 0
         ]
         local = bool(described) and self.local_index is not None
-        # Reweighted aspects do not say which product the photo shows: its candidates
-        # come from its own vector, searched in the geometry the index was built for,
-        # and the weighted search (a scan of the part rows, index/parts.py) runs once,
-        # after the matching: around the matched product or, without one, the photo.
-        # Before, it ran for both: colour only at 100k +22% p50 over the plain search,
-        # now +9%; shape 0.5 + colour 0.5 +49%, now +24% (docs/benchmarks.md).
-        weighted_later = local and refinement.reweighed
-        if weighted_later:
+        # Which product the photo shows does not depend on the refinement (weights say
+        # what else to show, marks which way to lean): a refined photo's candidates come
+        # from its own vector, searched in the geometry the index was built for, and the
+        # refined search runs once, after the matching: around the matched product or,
+        # without one, the photo. A weighted one scans the part rows (index/parts.py):
+        # run for both, it made a colour-only search at 100k 22% slower than the plain
+        # one at p50, against 9% once (docs/benchmarks.md).
+        refined = local and (refinement.reweighed or refinement.marked)
+        if refined:
             hits = self.searcher.search(
                 vector, p.global_candidates, filters, excluded, allowed=allowed
             )
@@ -234,18 +235,21 @@ class PhotoSearcher:
                 allowed=allowed,
                 exhaustive=refinement.exhaustive(anchor, anchored),
             )
-        elif weighted_later:
+        elif refined:
             # The votes are evidence of *this* product (its printed detail), which the
             # default blend ranks for. A shopper who weighed the aspects asked for
             # something else ("same colour"): their weighted score alone ranks.
+            by_votes = not refinement.reweighed
             hits = self.searcher.search(
                 query,
-                k + len(verified),
+                max(k, p.rerank_depth) if by_votes else k + len(verified),
                 filters,
                 excluded,
                 allowed=allowed,
                 exhaustive=refinement.exhaustive(vector, query),
             )
+            if by_votes:
+                hits = self._with_votes(hits, votes)
         else:
             hits = self._with_votes(hits, votes)
         for hit in hits:
