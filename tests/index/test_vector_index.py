@@ -90,6 +90,19 @@ def test_add_remove_without_rebuild(built: tuple[VectorIndex, np.ndarray, np.nda
     assert len(index) == n - 3 + 1
 
 
+def test_an_id_given_twice_in_one_add_is_held_once_with_its_last_vector(
+    built: tuple[VectorIndex, np.ndarray, np.ndarray],
+) -> None:
+    index, ids, x = built
+    n = len(index)
+    index.add(np.array([77, 77, ids[0]]), x[[10, 11, 12]])
+    assert len(index) == n + 1 and index.manifest.count == n + 1
+    held, vectors = index.vectors_of(np.array([77, ids[0]]))
+    assert held.tolist() == [ids[0], 77] and np.array_equal(vectors[1], x[11])
+    assert index.remove(np.array([77])) == 1 and 77 not in index
+    assert 77 not in index.search(x[11:12], 20)[1][0]
+
+
 def test_save_load_round_trip(
     built: tuple[VectorIndex, np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:

@@ -295,10 +295,16 @@ class VectorIndex:
     def add(
         self, ids: np.ndarray, vectors: np.ndarray, fields: ProductFields | None = None
     ) -> None:
-        """Add (or replace) products (``fields`` unused: filters come as allowed ids)."""
+        """Add (or replace) products (``fields`` unused: filters come as allowed ids);
+        an id given twice keeps its last vector."""
         if len(ids) == 0:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
+        # Each id once: twice, it would be held twice (and the id map would find one).
+        _, last = np.unique(ids[::-1], return_index=True)
+        if len(last) < len(ids):
+            keep = np.sort(len(ids) - 1 - last)
+            ids, vectors = ids[keep], vectors[keep]
         with self._lock:
             self.remove(ids)
             _add_in_chunks(self.index, ids, vectors)
