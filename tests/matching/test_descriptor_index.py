@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,9 +85,10 @@ def _finds_itself(index: DescriptorIndex, catalog: dict[int, np.ndarray], ids: l
 def test_products_removed_and_added_again_find_themselves_as_before(
     catalog: dict[int, np.ndarray],
 ) -> None:
-    """faiss 1.15's fast-scan lists OR the codes added after a removal into the removed
-    codes' leftovers (descriptor_index._remove_from_fast_scan): without the workaround, 80%
-    of these descriptors found their own product after three rounds, 99% before."""
+    """faiss's fast-scan lists (1.9 to 1.15 at least) OR the codes added after a removal
+    into the removed codes' leftovers (descriptor_index._remove_from_fast_scan): without
+    the workaround, 80% of these descriptors found their own product after three rounds,
+    99% before."""
     built = DescriptorIndex.build("test", catalog.items(), flat_max=1000, nlist=16)
     assert isinstance(built.index, faiss.IndexIVFFastScan)
     ids = list(range(100, 100 + PRODUCTS, 2))
@@ -101,21 +104,46 @@ def test_products_removed_and_added_again_find_themselves_as_before(
 def test_an_index_of_the_older_8_bit_kind_still_answers(
     catalog: dict[int, np.ndarray], tmp_path: Path
 ) -> None:
-    """Indexes saved before the fast-scan kind (16 sub-quantizers x 8 bits) load, vote,
-    and take writes; a rebuild makes them the new kind."""
+    """Indexes saved before the fast-scan kind (16 sub-quantizers x 8 bits, kind "ivfpq")
+    load, vote, take writes and report their own size."""
     ivf = faiss.IndexIVFPQ(faiss.IndexFlatL2(128), 128, 16, 16, 8)
     x = np.concatenate(list(catalog.values()))
     ivf.train(x)
     ivf.add_with_ids(x, np.concatenate([np.full(len(d), i) for i, d in catalog.items()]))
     counts = {i: len(d) for i, d in catalog.items()}
-    manifest = descriptor_index.DescriptorManifest("test", "ivfpq", 0, 0, "", nlist=16)
+    manifest = descriptor_index.DescriptorManifest(
+        "test", "ivfpq", 0, 0, "", nlist=16, trained_on=len(x)
+    )
     DescriptorIndex(ivf, manifest, counts).save(tmp_path)
     old = DescriptorIndex.load(tmp_path)
     assert faiss.extract_index_ivf(old.index).nprobe == descriptor_index.NPROBE
+    assert old.memory_bytes() == len(x) * (16 + 8) and not old.outgrown
     assert old.votes(_photo(13), top=1)[0].product_id == 113
     old.remove(np.array([113]))
     old.add([(113, catalog[113])])
     assert old.votes(_photo(13), top=1)[0].product_id == 113
+
+
+def test_an_index_whose_file_is_not_the_kind_its_manifest_names_is_refused(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
+    """Fast-scan codes saved under the 8-bit kind's name (as a commit of 2026-11-28 did,
+    reverted minutes later) would be written to without the removal workaround: the manager rebuilds
+    such an index (load raises ValueError)."""
+    folder = tmp_path / "renamed"
+    shutil.copytree(saved["ivfpq4"], folder)
+    manifest = json.loads((folder / descriptor_index.MANIFEST_FILE).read_text())
+    (folder / descriptor_index.MANIFEST_FILE).write_text(json.dumps({**manifest, "kind": "ivfpq"}))
+    with pytest.raises(ValueError, match="IndexIVFPQFastScan"):
+        DescriptorIndex.load(folder)
+
+
+def test_manifests_carry_a_format_older_code_does_not_know(saved: dict[str, Path]) -> None:
+    """Code from before the fast-scan kind builds its manifest from every field it finds:
+    one it does not know makes it rebuild, instead of removing from a fast-scan index
+    without the workaround."""
+    manifest = json.loads((saved["ivfpq4"] / descriptor_index.MANIFEST_FILE).read_text())
+    assert manifest["format"] == descriptor_index.MANIFEST_FORMAT == 2
 
 
 def test_the_list_graph_finds_the_lists_the_quantizer_would(

@@ -10,8 +10,8 @@ few are then verified geometrically (matching/verify.py).
 
 Measured on SMVS (400 phone photos; 100 DVD covers + 2,946 fashion products, 481k
 descriptors): the photographed product is the first candidate for 98.8% of photos and
-among the first five for all of them, in about 30 ms a photo on one core, where a flat
-search over every descriptor takes 0.45 s at 100 products (4 of 1,024 lists probed).
+among the first five for all of them, in about 10 core-ms a photo, where a flat search
+over every descriptor takes 0.45 s at 100 products (4 of 1,024 lists probed).
 
 Small catalogs (under ``FLAT_MAX`` descriptors) use an exact flat index instead: too few
 descriptors to train a quantizer, and cheap to search anyway. Like the product index, it
@@ -50,6 +50,17 @@ PQ_BYTES = 32  # 64 sub-quantizers x 4 bits
 # RAM a descriptor takes in each kind with its 8-byte id ("ivfpq": 16 x 8-bit codes, the
 # kind built before the fast-scan one; indexes saved then still load and answer).
 DESCRIPTOR_BYTES = {"flat": 4 * DESCRIPTOR_DIM + 8, "ivfpq": 16 + 8, "ivfpq4": PQ_BYTES + 8}
+# The FAISS class each kind is saved as: anything else in a file is refused at load (and
+# rebuilt), e.g. fast-scan codes under another kind's name, whose removals would corrupt.
+_KIND_CLASSES = {
+    "flat": faiss.IndexIDMap2,
+    "ivfpq": faiss.IndexIVFPQ,
+    "ivfpq4": faiss.IndexIVFPQFastScan,
+}
+# Manifests written since the fast-scan kind carry ``format`` 2: code from before it,
+# which knows no such field, refuses them and rebuilds, rather than removing from a
+# fast-scan index without the workaround (_remove_from_fast_scan).
+MANIFEST_FORMAT = 2
 NPROBE = 4
 NEIGHBOURS = 5  # per photo descriptor: enough to find the nearest *other* product
 VOTE_RATIO = 0.9  # looser than verification's 0.8: PQ distances are approximate
@@ -120,6 +131,7 @@ class DescriptorManifest:
     index_sha256: str = ""
     counts_sha256: str = ""
     built_at: str = ""
+    format: int = 1  # MANIFEST_FORMAT when saved; 1: saved before the field existed
 
 
 class DescriptorIndex:
@@ -190,10 +202,10 @@ class DescriptorIndex:
                 # 40 descriptors a list, 10 k-means rounds: training 2.6 s instead of 18.6
                 # at 481k descriptors (100k samples, 25 rounds); the photographed product
                 # is the first candidate for 98.5% of SMVS photos instead of 99%, and in
-                # the first three for 99.75% instead of all.
+                # the first three for 99.75% instead of all (measured with 8-bit codes).
                 ivf.cp.niter = 10
-                # The same for the product quantizer's 16 k-means (25 rounds by default):
-                # training 2.0 -> 1.3 s at 442k descriptors.
+                # The same for the product quantizer's k-means (25 rounds by default):
+                # training 2.0 -> 1.3 s at 442k descriptors (8-bit codes).
                 ivf.pq.cp.niter = 10
                 ivf.train(sample.pick(max(40 * nlist, 20_000)))
                 ivf.nprobe = NPROBE
@@ -344,6 +356,7 @@ class DescriptorIndex:
             self.manifest.index_sha256 = hashlib.sha256(data).hexdigest()
             counts_bytes = counts.tobytes()
             self.manifest.counts_sha256 = hashlib.sha256(counts_bytes).hexdigest()
+            self.manifest.format = MANIFEST_FORMAT
             manifest = json.dumps(asdict(self.manifest), indent=2).encode()
         atomic_write(folder / INDEX_FILE, data)
         atomic_write(folder / COUNTS_FILE, counts_bytes)
@@ -364,6 +377,12 @@ class DescriptorIndex:
         ):
             raise ValueError(f"descriptor index in {folder} does not match its manifest")
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        expected = _KIND_CLASSES.get(manifest.kind)
+        if expected is None or type(index) is not expected:
+            raise ValueError(
+                f"descriptor index in {folder} holds a {type(index).__name__}, "
+                f"not the {manifest.kind!r} kind its manifest names"
+            )
         if manifest.kind != "flat":
             faiss.extract_index_ivf(index).nprobe = NPROBE
         pairs = np.frombuffer(counts_bytes, dtype=np.int64).reshape(-1, 2)
@@ -442,12 +461,12 @@ def _remove_from_fast_scan(index: faiss.IndexIVFFastScan, selector: faiss.IDSele
     """``index.remove_ids``, then zero the codes left behind in the last block of each
     list it shortened.
 
-    faiss 1.15 packs a fast-scan list's codes 32 to a block; a removal moves the list's
-    last entries into the freed places but leaves their old codes in the block's
-    slots past the new end, and a later add ORs its codes into those slots. Codes
-    added after a removal were then corrupt: 44% of 2,000 removed and re-added random
-    vectors no longer found themselves. Setting a freed slot to code 0 (the packer
-    sets a code, it does not OR it) fixes that.
+    faiss (1.9 to 1.15 at least) packs a fast-scan list's codes 32 to a block; a removal
+    moves the list's last entries into the freed places but leaves their old codes in
+    the block's slots past the new end, and a later add ORs its codes into those slots.
+    Codes added after a removal were then corrupt: 44% of 2,000 removed and re-added
+    random vectors no longer found themselves. Setting a freed slot to code 0 (the
+    packer sets a code, it does not OR it) fixes that.
     """
     before = _list_sizes(index)
     index.remove_ids(selector)
