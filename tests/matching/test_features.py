@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,11 +29,27 @@ def test_catalog_features_are_capped_and_scaled() -> None:
 def test_stored_format_round_trips_within_an_eighth_of_a_pixel() -> None:
     f = query_features(poster(2))
     data = f.to_bytes()
-    assert len(data) == 12 + 132 * len(f)
+    assert len(data) < 0.9 * (12 + 132 * len(f))  # compressed
     back = LocalFeatures.from_bytes(data)
     assert (back.width, back.height) == (f.width, f.height)
     np.testing.assert_array_equal(back.descriptors, f.descriptors)
     assert np.abs(back.xy - f.xy).max() <= 1 / 16 + 1e-6
+
+
+def _uncompressed(f: LocalFeatures) -> bytes:
+    """The stored format as written before 2026-11-29 (magic LKF1, nothing compressed)."""
+    xy = np.clip(np.rint(f.xy * 8), 0, 65535).astype("<u2")
+    header = struct.pack("<4sHHI", b"LKF1", f.width, f.height, len(f))
+    return bytes(header + xy.tobytes() + f.descriptors.tobytes())
+
+
+def test_rows_stored_uncompressed_before_still_read_the_same() -> None:
+    f = catalog_features(poster(5))
+    old = LocalFeatures.from_bytes(_uncompressed(f))
+    new = LocalFeatures.from_bytes(f.to_bytes())
+    np.testing.assert_array_equal(old.descriptors, new.descriptors)
+    np.testing.assert_array_equal(old.xy, new.xy)
+    assert (old.width, old.height) == (new.width, new.height)
 
 
 def test_rootsift_rows_have_unit_length() -> None:
@@ -58,11 +76,21 @@ def test_degenerate_images_give_an_empty_set_not_an_error(image: Image.Image) ->
 
 
 def test_corrupt_stored_data_is_refused() -> None:
-    data = catalog_features(poster(4)).to_bytes()
-    with pytest.raises(ValueError):
-        LocalFeatures.from_bytes(data[:-1])
-    with pytest.raises(ValueError):
-        LocalFeatures.from_bytes(b"XXXX" + data[4:])
+    f = catalog_features(poster(4))
+    data = f.to_bytes()
+    promising_fewer = struct.pack("<4sHHI", b"LKZ1", f.width, f.height, len(f) - 1)
+    flipped = bytearray(data)
+    flipped[40] ^= 0xFF
+    for bad in (
+        data[:-1],
+        b"XXXX" + data[4:],
+        data[:5],
+        promising_fewer + data[12:],  # more inside than the header says: not inflated
+        bytes(flipped),
+        _uncompressed(f)[:-1],
+    ):
+        with pytest.raises(ValueError):
+            LocalFeatures.from_bytes(bad)
 
 
 def test_a_studio_shot_searched_as_a_photo_is_described_as_its_catalog_copy() -> None:

@@ -150,8 +150,9 @@ def ingest_records(
     def flush() -> None:
         if not pending:
             return
+        blobs = [feature_blob(f) for f in features]  # compressed outside the guard
         with commit_guard:  # the commit and the index update it makes, as one step
-            ids = store.upsert(pending, embedder.version, [feature_blob(f) for f in features])
+            ids = store.upsert(pending, embedder.version, blobs)
             on_commit(
                 np.asarray(ids, dtype=np.int64), np.stack([v for _, v in pending]), list(features)
             )
