@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -87,10 +89,26 @@ def test_corrupt_stored_data_is_refused() -> None:
         data[:5],
         promising_fewer + data[12:],  # more inside than the header says: not inflated
         bytes(flipped),
+        data + b"x",  # anything after the compressed stream
         _uncompressed(f)[:-1],
     ):
         with pytest.raises(ValueError):
             LocalFeatures.from_bytes(bad)
+
+
+def test_a_row_promising_more_keypoints_than_any_picture_has_is_not_inflated() -> None:
+    """A row is input: a forged header and a small stream of zeros would otherwise
+    inflate to hundreds of megabytes before the length check refused it."""
+    zeros = zlib.compress(bytes(64 << 20), 1)  # 64 MiB of zeros in about 64 KB
+    forged = struct.pack("<4sHHI", b"LKZ1", 10, 10, 2**32 - 1) + zeros  # 567 GB promised
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="keypoints"):
+            LocalFeatures.from_bytes(forged)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 def test_a_studio_shot_searched_as_a_photo_is_described_as_its_catalog_copy() -> None:

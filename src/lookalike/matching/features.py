@@ -6,8 +6,8 @@ photos). Local features find the printed details of the product itself wherever 
 in the photo, at any rotation and scale; verified geometrically (matching/verify.py) they
 tell an exact product from a look-alike.
 
-Catalog images keep their 400 strongest keypoints at 512 px (at most 43 KB a product in
-the database, compressed); photos are described at 640 px with up to 1,000 keypoints,
+Catalog images keep their 400 strongest keypoints at 512 px (52.8 KB a product, stored
+compressed: 43.4 KB at most on SMVS); photos are described at 640 px with up to 1,000 keypoints,
 since the product is only part of a photo. Measured on SMVS (400 phone photos, 100 DVD
 covers among the 2,946 fashion products): candidate recall@5 1.00, R@1 0.995 after
 verification.
@@ -39,12 +39,17 @@ WHITE_MARGIN = 24
 
 _MAGIC = b"LKF1"  # keypoints and descriptors as they are (written until 2026-11-29)
 # The same, zlib-compressed (level 1): 0.74 of the bytes on average (SMVS covers and
-# fashion photos), 43.4 KB at most for 400 keypoints instead of 52.8, so that a product's
-# local features with its 16 KB in the descriptor index's file stay within 64 KB on disk.
-# It costs about 1 ms a 400-keypoint product at ingest, 0.3 ms a verified candidate.
+# fashion photos), 43.4 KB at most for the covers' 400 keypoints instead of 52.8, so that
+# a product's local features with its 16 KB in the descriptor index's file stay within
+# 64 KB on disk (not guaranteed: a picture of noise compresses to 43.7 KB, random bytes
+# would stay at 52.8). It costs about 1 ms a 400-keypoint product at ingest, 0.3 ms a
+# verified candidate or a product read by a descriptor-index build.
 _MAGIC_ZLIB = b"LKZ1"
 _HEADER = struct.Struct("<4sHHI")  # magic, width, height, count
 _KEYPOINT_BYTES = 4 + DESCRIPTOR_DIM  # uint16 x, y and the uint8 descriptor
+# More keypoints than any picture is described with: a stored row that claims more is
+# refused before it is inflated (a row is input, and its header could promise gigabytes).
+MAX_STORED_KEYPOINTS = 4 * QUERY_MAX_FEATURES
 _XY_SCALE = 8.0  # keypoints stored as uint16 in 1/8 px: enough for 8,191 px sides
 
 
@@ -93,6 +98,8 @@ class LocalFeatures:
         if len(data) < _HEADER.size:
             raise ValueError("not a stored local-feature set")
         magic, width, height, n = _HEADER.unpack_from(data)
+        if n > MAX_STORED_KEYPOINTS:
+            raise ValueError(f"not a stored local-feature set: {n} keypoints")
         size = n * _KEYPOINT_BYTES
         body = memoryview(data)[_HEADER.size :]
         if magic == _MAGIC_ZLIB:
