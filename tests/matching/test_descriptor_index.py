@@ -102,10 +102,10 @@ def test_products_removed_and_added_again_find_themselves_as_before(
 
 
 def test_an_index_of_the_older_8_bit_kind_still_answers(
-    catalog: dict[int, np.ndarray], tmp_path: Path
+    catalog: dict[int, np.ndarray], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Indexes saved before the fast-scan kind (16 sub-quantizers x 8 bits, kind "ivfpq")
-    load, vote, take writes and report their own size."""
+    load, vote, take writes and report their own size; loading one says how to upgrade."""
     ivf = faiss.IndexIVFPQ(faiss.IndexFlatL2(128), 128, 16, 16, 8)
     x = np.concatenate(list(catalog.values()))
     ivf.train(x)
@@ -116,6 +116,7 @@ def test_an_index_of_the_older_8_bit_kind_still_answers(
     )
     DescriptorIndex(ivf, manifest, counts).save(tmp_path)
     old = DescriptorIndex.load(tmp_path)
+    assert "lookalike index rebuild" in caplog.text
     assert faiss.extract_index_ivf(old.index).nprobe == descriptor_index.NPROBE
     assert old.memory_bytes() == len(x) * (16 + 8) and not old.outgrown
     assert old.votes(_photo(13), top=1)[0].product_id == 113

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -44,6 +45,8 @@ from lookalike.index.vector_index import (
     one_query_thread,
 )
 from lookalike.matching.features import DESCRIPTOR_DIM
+
+log = logging.getLogger(__name__)
 
 FLAT_MAX = 50_000  # descriptors: below this, exact search (about 125 products)
 PQ_BYTES = 32  # 64 sub-quantizers x 4 bits
@@ -385,6 +388,12 @@ class DescriptorIndex:
             )
         if manifest.kind != "flat":
             faiss.extract_index_ivf(index).nprobe = NPROBE
+        if manifest.kind == "ivfpq":
+            log.warning(
+                "the descriptor index in %s holds 8-bit codes: `lookalike index rebuild` "
+                "makes it the fast-scan kind (votes about twice as fast)",
+                folder,
+            )
         pairs = np.frombuffer(counts_bytes, dtype=np.int64).reshape(-1, 2)
         return cls(index, manifest, {int(p): int(c) for p, c in pairs})
 
