@@ -96,6 +96,9 @@ class PartScannedIndex:
 
     def __init__(self, inner: ProductIndex, layout: AspectLayout, source: VectorSource) -> None:
         self.inner = inner
+        # Decided once: a runtime protocol check costs ~25 us, and re-scoring asks it on
+        # every mixed search.
+        self._holder = inner if isinstance(inner, HoldsVectors) else None
         self._layout = layout
         self._source = source
         self._cols = small_columns(layout)
@@ -315,8 +318,8 @@ class PartScannedIndex:
         against 3-4 ms of database reads, which also pushed other searches' vectors out
         of the store's cache), else the database's (Annoy: its items come back as Python
         lists, no faster). Products the one asked no longer holds are left out."""
-        if isinstance(self.inner, HoldsVectors):
-            held, vectors = self.inner.vectors_of(np.asarray(ids, dtype=np.int64))
+        if self._holder is not None:
+            held, vectors = self._holder.vectors_of(np.asarray(ids, dtype=np.int64))
             return dict(zip(held.tolist(), (vectors @ q).tolist(), strict=True))
         return {i: float(vector @ q) for i, vector in self._source.vectors(ids).items()}
 

@@ -317,7 +317,7 @@ class VectorIndex:
         """Remove products; returns how many were in the index."""
         ids = np.asarray(ids, dtype=np.int64)
         with self._lock:
-            present = np.unique(ids[isin_sorted(self._ids, ids)])
+            present = self._held(ids)
             if len(present) == 0:
                 return 0
             # Ids as an array: FAISS's Python wrapper picks the selector (an IVF index's
@@ -337,13 +337,18 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64)
         one_query_thread()  # FAISS looks up more than 1,000 ids on OpenMP threads
         with self._lock:
-            present = np.unique(ids[isin_sorted(self._ids, ids)])
+            present = self._held(ids)
             if len(present) == 0:
                 return present, np.empty((0, self.manifest.dim), dtype=np.float32)
             if self._rerank is not None:
                 return present, self._rerank.vectors_of(present)
             vectors: np.ndarray = self.index.reconstruct_batch(present)
             return present, vectors
+
+    def _held(self, ids: np.ndarray) -> np.ndarray:
+        """The ids of ``ids`` the index holds, sorted, each once (under the lock)."""
+        held: np.ndarray = np.unique(ids[isin_sorted(self._ids, ids)])
+        return held
 
     def _refresh_manifest(self) -> None:
         self.manifest.count = len(self._ids)

@@ -491,8 +491,9 @@ def _remove_from_fast_scan(index: faiss.IndexIVFFastScan, selector: faiss.IDSele
             continue  # the freed slots' blocks were released
         blocks = block_end // packer.nvec
         codes = faiss.rev_swig_ptr(lists.get_codes(int(list_no)), blocks * packer.block_size)
+        codes = codes.reshape(blocks, packer.block_size)
         for slot in range(end, block_end):
-            packer.pack_1(zero, slot, codes.reshape(blocks, packer.block_size))
+            packer.pack_1(zero, slot, codes)
 
 
 def _list_graph(index: faiss.Index) -> faiss.IndexHNSWFlat | None:
