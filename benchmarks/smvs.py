@@ -2,6 +2,7 @@
 
     python -m benchmarks.smvs [--home DIR] [--no-distractors] [--no-local] [--out DIR]
                               [--fashion-queries N] [--small-photos] [--shelf-photos]
+                              [--curved-photos]
 
 1. A fresh catalog: the 100 SMVS catalog images (category "DVD cover") plus, unless
    ``--no-distractors``, the 2,946 fashion dev products as distractors.
@@ -23,6 +24,9 @@
    1,280 px frame full of other products' (mirrored) photos, in the middle and near a
    corner, with and without the second look at the photo's centre and corners (``zoom``,
    ``zoom_corners``).
+7. ``--curved-photos``: the closed set again with every photo wrapped round a can
+   (:func:`on_a_can`: the print of a can or a bottle, whose catalog picture is flat),
+   the photo's width spanning 90 and 140 degrees of it.
 
 The reports (with failure grids of the photos: local only, never committed) go to
 ``reports/smvs/<step>/``. ``--no-local`` runs the same protocol with local features off
@@ -41,6 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from PIL import Image, ImageOps
 
 from benchmarks.common import DATASET, REPO, label_rows, machine
@@ -84,6 +90,7 @@ def run(
     small_photos: bool = False,
     shelf_photos: bool = False,
     fashion_edits: bool = False,
+    curved_photos: bool = False,
 ) -> dict[str, Any]:
     settings = Settings(home=home, local_features=local)
     rows = smvs_rows()
@@ -121,6 +128,8 @@ def run(
         results["small"] = small_photo_runs(engine, queries, out / "small")
     if shelf_photos and local and distractors:
         results["shelf"] = shelf_photo_runs(engine, queries, out / "shelf")
+    if curved_photos:
+        results["curved"] = curved_photo_runs(engine, queries, out / "curved")
     engine.close()
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
@@ -274,6 +283,58 @@ def shelf_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> di
     return results
 
 
+def on_a_can(photo: Image.Image, angle: float, distance: float = 3.0) -> Image.Image:
+    """``photo`` printed round a can (vertical axis) and photographed from the front, from
+    ``distance`` times the can's radius: its width spans ``angle`` degrees of the can,
+    squeezed towards the sides and smaller there (farther from the camera), the print's
+    straight lines bent. What a curved product does to a flat catalog picture's homography."""
+    rgb = np.asarray(photo.convert("RGB"))
+    h, w = rgb.shape[:2]
+    half = np.radians(angle) / 2
+    radius = w / 2 / half  # the photo's width is the arc length round the can
+    camera = distance * radius
+
+    def shrink(phi: np.ndarray) -> np.ndarray:  # perspective: the sides lie farther away
+        return np.asarray((camera - radius) / (camera - radius * np.cos(phi)))
+
+    phis = np.linspace(-half, half, 4096)
+    seen_x = radius * np.sin(phis) * shrink(phis)  # where each point of the print shows
+    out_w = int(np.ceil(2 * seen_x[-1]))
+    phi = np.interp(np.arange(out_w) - out_w / 2 + 0.5, seen_x, phis)
+    map_x = np.broadcast_to(w / 2 - 0.5 + radius * phi, (h, out_w))
+    map_y = h / 2 - 0.5 + (np.arange(h)[:, None] - h / 2 + 0.5) / shrink(phi)[None, :]
+    wrapped = cv2.remap(
+        rgb,
+        map_x.astype(np.float32),
+        map_y.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(128, 128, 128),
+    )
+    return Image.fromarray(wrapped)
+
+
+def curved_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
+    """The closed set with every photo wrapped round a can (:func:`on_a_can`), at 90 and
+    140 degrees."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for angle in (90, 140):
+            curved = []
+            for n, q in enumerate(queries):
+                path = Path(tmp) / f"{angle}-{n}.jpg"
+                with Image.open(q.image) as img:
+                    on_a_can(ImageOps.exif_transpose(img), angle).save(path, quality=90)
+                curved.append(dataclasses.replace(q, image=path))
+            report = evaluate_queries(engine, curved, out / f"{angle}deg")
+            label = f"{angle} degrees"
+            results[label] = {
+                key: report[key] for key in ("overall", "per_group", "exact", "latency_ms")
+            }
+            print(f"curved photos, {label}:", json.dumps(results[label]), flush=True)
+    return results
+
+
 def _brief(report: dict[str, Any]) -> dict[str, Any]:
     return {
         key: report[key]
@@ -291,6 +352,7 @@ def main() -> None:
     parser.add_argument("--fashion-edits", action="store_true")
     parser.add_argument("--small-photos", action="store_true")
     parser.add_argument("--shelf-photos", action="store_true")
+    parser.add_argument("--curved-photos", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp)
@@ -303,6 +365,7 @@ def main() -> None:
             args.small_photos,
             args.shelf_photos,
             args.fashion_edits,
+            args.curved_photos,
         )
 
 
