@@ -701,7 +701,7 @@ def _before_after(before: float | None, after: float | None) -> str:
 
 @models_app.command("activate")
 def models_activate(
-    version: str = typer.Argument(..., help="ft-..., or a base model: lite0, lite2"),
+    version: str = typer.Argument(..., help="ft-..., or a base model: lite0-int8, lite0, lite2"),
 ) -> None:
     """Re-embed the catalog with a model version, then switch search to it atomically."""
     from lookalike.embeddings.embedder import EmbedderConfig

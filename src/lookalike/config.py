@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # Embedding model. The defaults were chosen with `lookalike evaluate` (docs/evaluation.md).
     model: str = Field(
         DEFAULT_MODEL,
-        description="lite0, lite2 (lookalike.models.SPECS), or a fine-tuned version "
+        description="lite0-int8, lite0, lite2 (lookalike.models.SPECS), or a fine-tuned version "
         "(lookalike models list)",
     )
     preprocessing: Preprocessing = "trim"

@@ -17,7 +17,8 @@ CAT_CLASSES = set(range(281, 286))  # ImageNet: tabby, tiger cat, Persian, Siame
 STATE_KEYS = {"lite0": 296, "lite2": 386}  # tensors in each weights file
 
 
-@pytest.fixture(scope="module", params=sorted(SPECS))
+# Quantized specs share their float spec's weights (tests/embeddings/test_quantize.py).
+@pytest.fixture(scope="module", params=sorted(n for n, s in SPECS.items() if not s.quantizes))
 def spec(request: pytest.FixtureRequest) -> ModelSpec:
     return SPECS[request.param]
 

@@ -36,7 +36,7 @@ def test_config_names_round_trip() -> None:
 
 def test_version_names_weights_and_config() -> None:
     v = EmbedderConfig("crop", "gem", 0.2).version
-    assert v.startswith("lite0@") and v.endswith("/crop-gem-lab0.2")
+    assert v.startswith("lite0-int8@") and v.endswith("-q1/crop-gem-lab0.2")
 
 
 @pytest.mark.parametrize("model", ["lite0", "lite2"])

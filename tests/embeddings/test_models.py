@@ -52,7 +52,10 @@ def test_versions_of_earlier_catalogs_still_resolve(tmp_path: Path) -> None:
     old = EmbedderConfig.from_version("lite0@57934424/trim-gap-c0.1", tmp_path)
     assert old.colour_space == "hsv" and old.dim == 1280 + COLOR_DIM
     assert old.version == "lite0@57934424/trim-gap-c0.1"
-    assert EmbedderConfig().version == "lite0@57934424/trim-gap-lab0.09"
+    # The default before the int8 model: still the float network.
+    float_default = EmbedderConfig.from_version("lite0@57934424/trim-gap-lab0.09", tmp_path)
+    assert float_default.network.name == "lite0"
+    assert float_default.version == "lite0@57934424/trim-gap-lab0.09"
 
 
 def test_every_spec_gets_enough_pixels_from_the_decoder() -> None:

@@ -4,30 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-
-def poster(seed: int, size: tuple[int, int] = (400, 500)) -> Image.Image:
-    """A textured flat product (a cover or box front): random shapes, lines and text."""
-    rng = np.random.default_rng(seed)
-    img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 255, 3)))
-    draw = ImageDraw.Draw(img)
-    w, h = size
-    for _ in range(60):
-        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
-        x1, y1 = x0 + int(rng.integers(10, 120)), y0 + int(rng.integers(10, 120))
-        colour = tuple(int(v) for v in rng.integers(0, 255, 3))
-        shape = int(rng.integers(0, 3))
-        if shape == 0:
-            draw.rectangle([x0, y0, x1, y1], fill=colour)
-        elif shape == 1:
-            draw.ellipse([x0, y0, x1, y1], fill=colour)
-        else:
-            draw.line([x0, y0, x1, y1], fill=colour, width=int(rng.integers(1, 6)))
-    for _ in range(8):
-        xy = (int(rng.integers(0, w - 80)), int(rng.integers(0, h - 20)))
-        draw.text(xy, f"TITLE {rng.integers(1000)}", fill=(0, 0, 0))
-    return img
+# A textured flat product (a cover or box front): random shapes, lines and text; the same
+# pictures the int8 model is calibrated on.
+from lookalike.embeddings.quantize import synthetic_product as poster
 
 
 def photograph(

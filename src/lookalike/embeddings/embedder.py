@@ -21,6 +21,7 @@ from lookalike.embeddings.aspects.colour import ColourSpace
 from lookalike.embeddings.aspects.texture import texture_descriptor
 from lookalike.embeddings.onnx_export import onnx_model_path
 from lookalike.embeddings.pooling import l2_normalize, pool
+from lookalike.embeddings.quantize import int8_model_path
 from lookalike.images.loader import LoadedImage
 from lookalike.images.preprocess import model_input, to_square
 from lookalike.models import (
@@ -302,4 +303,6 @@ def model_file(config: EmbedderConfig, model_dir: Path) -> Path | None:
         return None
     if network.onnx_file is not None:  # fine-tuned: exported by training
         return network.onnx_file
+    if network.spec.quantizes:
+        return int8_model_path(network.spec, model_dir)
     return onnx_model_path(network.spec, model_dir)

@@ -16,7 +16,7 @@ class Network:
     (``dim`` x h x w, pooled by the embedder); a fine-tuned one pools and projects
     inside (``dim`` wide) and takes its base's input."""
 
-    name: str  # lite0, lite2 or ft-...
+    name: str  # lite0-int8, lite0, lite2 or ft-...
     spec: ModelSpec  # the base network: input size and scaling
     dim: int
     onnx_file: Path | None = None  # a fine-tuned version's own export; None for a base

@@ -40,7 +40,7 @@ from lookalike.evaluation.metrics import leave_one_out
 from lookalike.evaluation.report import load_labels
 from lookalike.images.loader import load_image, read_image_bytes
 from lookalike.images.preprocess import INPUT_SIZE, model_input, to_square, trim_background
-from lookalike.models import ModelRegistry, ModelSpec, RegisteredModel
+from lookalike.models import ModelRegistry, ModelSpec, RegisteredModel, get_spec
 from lookalike.store.catalog import ProductData
 from lookalike.training.network import FineTuned, Front, ProxyAnchorLoss, build
 from lookalike.training.photo_views import photo_view
@@ -85,7 +85,9 @@ class TrainOptions:
     # (in a projection-only run, categories also learned from photo views) the 2,366
     # product proxies pushed same-category products apart: 0.354 by epoch 4.
     instance_weight: float = 0.1
-    base: str | None = None  # the base model (lite0, lite2); None: the catalog model's base
+    # The base model (lite0, lite2; an int8 one trains its float network); None: the
+    # catalog model's base.
+    base: str | None = None
 
 
 @dataclass
@@ -160,8 +162,11 @@ def train(
         else 0
     )
     catalog_model = engine.model_config
+    # Training runs the float network (of a quantized catalog: the one it quantizes) and
+    # exports a float model.
+    named = get_spec(options.base or catalog_model.network.spec.name)
     base = EmbedderConfig.parse(catalog_model.name).with_model(
-        options.base or catalog_model.network.spec.name, engine.settings.model_dir
+        named.float_spec.name, engine.settings.model_dir
     )
     spec = base.network.spec
     say(
