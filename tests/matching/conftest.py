@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from lookalike.embeddings.quantize import synthetic_product
+
 # A textured flat product (a cover or box front): random shapes, lines and text; the same
 # pictures the int8 model is calibrated on.
-from lookalike.embeddings.quantize import synthetic_product as poster
+poster = synthetic_product
 
 
 def photograph(
