@@ -29,11 +29,13 @@ def test_importing_the_engine_api_and_cli_imports_no_torch() -> None:
         """
         import sys
         import lookalike.api.app, lookalike.cli, lookalike.engine
-        heavy = ("torch", "efficientnet_lite_pytorch")
+        heavy = ("torch", "efficientnet_lite_pytorch", "sympy")
         print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+        # The int8 quantization tools load only to make a missing int8 file.
+        print("onnxruntime.quantization" in sys.modules)
         """
     )
-    assert out.strip() == "[]"
+    assert out.split("\n")[:2] == ["[]", "False"]
 
 
 def test_ingest_and_search_with_an_exported_model_import_no_torch(
