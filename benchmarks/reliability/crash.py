@@ -45,6 +45,7 @@ from benchmarks.reliability.common import (
     stop_server,
     write_catalog,
 )
+from lookalike.models import DEFAULT_MODEL
 
 
 @contextlib.contextmanager
@@ -375,7 +376,7 @@ def run(
     activate_size: int,
     seed: int,
     work: Path,
-    targets: tuple[str, str] = ("lite2", "lite0"),
+    targets: tuple[str, str] = ("lite2", DEFAULT_MODEL),
     scenarios: tuple[str, ...] = ("ingest", "server", "activate"),
 ) -> dict[str, object]:
     """The scenarios on every database; the report (``problems`` empty when all held)."""

@@ -606,7 +606,8 @@ def train(
     base: str | None = typer.Option(
         None,
         envvar="LOOKALIKE_TRAIN_BASE",
-        help="Base model to fine-tune: lite0 or lite2; default: the catalog model's base.",
+        help="Base model to fine-tune: lite0 or lite2 (lite0-int8 trains lite0); "
+        "default: the catalog model's base.",
     ),
 ) -> None:
     """Fine-tune a base model on the catalog's categories and products; registers a new

@@ -128,3 +128,12 @@ def test_lite2_embeds_through_onnx_runtime(settings: Settings) -> None:
     assert vectors.shape == (2, 1280 + LAB_DIM) == (2, config.dim)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert any(f.name.startswith("lite2-trunk-") for f in settings.model_dir.iterdir())
+
+
+def test_a_config_name_alone_keeps_the_catalog_s_base_network(tmp_path: Path) -> None:
+    # `models activate trim-gap-lab0.2` on a float catalog changes the configuration,
+    # not the network (int8 became the default after such catalogs were made).
+    float_catalog = EmbedderConfig.resolve("lite0", tmp_path)
+    changed = EmbedderConfig.resolve("trim-gap-lab0.2", tmp_path, float_catalog)
+    assert changed.network.name == "lite0" and changed.color_weight == 0.2
+    assert EmbedderConfig.resolve("trim-gap-lab0.2", tmp_path).network.name == "lite0-int8"

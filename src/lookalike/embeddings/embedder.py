@@ -92,12 +92,17 @@ class EmbedderConfig:
     ) -> EmbedderConfig:
         """A configuration by any of its names: a model version (``lite2/trim-gap-c0.1``,
         with or without the weights digest), a config name alone (``trim-gap-c0.1``,
-        ``colorhist``: on the default model), a fine-tuned version (``ft-...``: as it was
-        trained) or a base model (``lite2``: ``current``'s preprocessing on it)."""
+        ``colorhist``: on ``current``'s base network, a float catalog staying float; on the
+        default one without it or for a fine-tuned ``current``), a fine-tuned version
+        (``ft-...``: as it was trained) or a base model (``lite2``: ``current``'s
+        preprocessing on it)."""
         if "/" in name:
             return cls.from_version(name, model_dir)
         if name == "colorhist" or _SPEC.match(name):
-            return cls.parse(name)
+            parsed = cls.parse(name)
+            if current is None or current.network.finetuned:
+                return parsed
+            return replace(parsed, network=current.network)
         if name.startswith("ft-"):
             card = ModelRegistry(model_dir).get(name).card
             return cls.parse(card["config_name"]).with_model(name, model_dir)
@@ -274,8 +279,10 @@ class TorchEmbedder(Embedder):
 
         from lookalike.embeddings.backbone import FeatureMap, load_classifier
 
-        if config.network.finetuned:
-            raise ValueError("TorchEmbedder runs base networks only; fine-tuned ones are ONNX")
+        if config.network.finetuned or config.network.spec.quantizes:
+            raise ValueError(
+                "TorchEmbedder runs float base networks only; fine-tuned and int8 ones are ONNX"
+            )
         self._torch = torch
         self._device = torch.device(device)
         classifier = load_classifier(config.network.spec)

@@ -64,7 +64,8 @@ def quantize_trunk(float_path: Path, path: Path, spec: ModelSpec) -> None:
 
     log.info("quantizing the %s trunk to int8 at %s", spec.architecture, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    # Named so that one a killed process left behind is recognisable (and removable).
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".quantizing-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_path), str(prepared))
         quantize_static(
