@@ -2,7 +2,7 @@
 
     python -m benchmarks.smvs [--home DIR] [--no-distractors] [--no-local] [--out DIR]
                               [--fashion-queries N] [--small-photos] [--shelf-photos]
-                              [--curved-photos]
+                              [--curved-photos] [--occluded-photos]
 
 1. A fresh catalog: the 100 SMVS catalog images (category "DVD cover") plus, unless
    ``--no-distractors``, the 2,946 fashion dev products as distractors.
@@ -27,6 +27,9 @@
 7. ``--curved-photos``: the closed set again with every photo wrapped round a can
    (:func:`on_a_can`: the print of a can or a bottle, whose catalog picture is flat),
    the photo's width spanning 90 and 140 degrees of it.
+8. ``--occluded-photos``: the closed set again with part of the product hidden: a hand
+   holding it (:func:`in_a_hand`: fingers over one edge of the photo's middle), and a
+   quarter of it covered by another (mirrored) product's photo (:func:`quarter_hidden`).
 
 The reports (with failure grids of the photos: local only, never committed) go to
 ``reports/smvs/<step>/``. ``--no-local`` runs the same protocol with local features off
@@ -55,6 +58,7 @@ from lookalike.config import Settings
 from lookalike.engine import Engine
 from lookalike.evaluation.queries import PhotoQuery, evaluate_queries
 from lookalike.ingest.readers import CatalogRecord, read_catalog
+from lookalike.training.photo_views import held_in_a_hand
 
 SMVS = DATASET.parent / "smvs-dvd-covers"
 CATEGORY = "DVD cover"
@@ -91,6 +95,7 @@ def run(
     shelf_photos: bool = False,
     fashion_edits: bool = False,
     curved_photos: bool = False,
+    occluded_photos: bool = False,
 ) -> dict[str, Any]:
     settings = Settings(home=home, local_features=local)
     rows = smvs_rows()
@@ -130,6 +135,8 @@ def run(
         results["shelf"] = shelf_photo_runs(engine, queries, out / "shelf")
     if curved_photos:
         results["curved"] = curved_photo_runs(engine, queries, out / "curved")
+    if occluded_photos:
+        results["occluded"] = occluded_photo_runs(engine, queries, out / "occluded")
     engine.close()
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
@@ -335,6 +342,58 @@ def curved_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> d
     return results
 
 
+def in_a_hand(photo: Image.Image, seed: int) -> Image.Image:
+    """``photo`` with a hand holding what lies in its middle (the middle 60% of each side,
+    where the SMVS covers are): a palm beside one edge, fingers reaching over it
+    (training/photo_views.held_in_a_hand, as in the training views)."""
+    rgb = np.asarray(photo.convert("RGB"))
+    h, w = rgb.shape[:2]
+    middle = np.zeros((h, w), bool)
+    middle[round(0.2 * h) : round(0.8 * h), round(0.2 * w) : round(0.8 * w)] = True
+    held, _ = held_in_a_hand(rgb, middle, np.random.default_rng(seed))
+    return Image.fromarray(held)
+
+
+def quarter_hidden(photo: Image.Image, cover: Image.Image, corner: int) -> Image.Image:
+    """``photo`` with a quarter of its middle (the middle 60% of each side, where the SMVS
+    covers are) hidden under ``cover``, mirrored (clutter, not a catalog product): the
+    quarter at ``corner`` 0-3 (top left, top right, bottom left, bottom right)."""
+    out = photo.convert("RGB")
+    w, h = out.size
+    box = (round(0.3 * w), round(0.3 * h))
+    x = (round(0.2 * w), round(0.5 * w))[corner % 2]
+    y = (round(0.2 * h), round(0.5 * h))[corner // 2]
+    out.paste(ImageOps.fit(ImageOps.mirror(cover.convert("RGB")), box), (x, y))
+    return out
+
+
+def occluded_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
+    """The closed set with part of every photo's product hidden: by a hand
+    (:func:`in_a_hand`), and a quarter of it by another product (:func:`quarter_hidden`,
+    fashion photos, each corner in turn)."""
+    results: dict[str, Any] = {}
+    fashion = [r.image for r in read_catalog(DATASET / "labels.csv").records]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label in ("in a hand", "a quarter hidden"):
+            hidden = []
+            for n, q in enumerate(queries):
+                path = Path(tmp) / f"{label.replace(' ', '-')}-{n}.jpg"
+                with Image.open(q.image) as img, Image.open(fashion[97 * n]) as cover:
+                    photo = ImageOps.exif_transpose(img)
+                    if label == "in a hand":
+                        photo = in_a_hand(photo, n)
+                    else:
+                        photo = quarter_hidden(photo, cover, n % 4)
+                    photo.save(path, quality=90)
+                hidden.append(dataclasses.replace(q, image=path))
+            report = evaluate_queries(engine, hidden, out / label.replace(" ", "-"))
+            results[label] = {
+                key: report[key] for key in ("overall", "per_group", "exact", "latency_ms")
+            }
+            print(f"occluded photos, {label}:", json.dumps(results[label]), flush=True)
+    return results
+
+
 def _brief(report: dict[str, Any]) -> dict[str, Any]:
     return {
         key: report[key]
@@ -353,6 +412,7 @@ def main() -> None:
     parser.add_argument("--small-photos", action="store_true")
     parser.add_argument("--shelf-photos", action="store_true")
     parser.add_argument("--curved-photos", action="store_true")
+    parser.add_argument("--occluded-photos", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp)
@@ -366,6 +426,7 @@ def main() -> None:
             args.shelf_photos,
             args.fashion_edits,
             args.curved_photos,
+            args.occluded_photos,
         )
 
 

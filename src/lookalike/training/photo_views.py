@@ -82,11 +82,21 @@ def photo_view(
     canvas = _composite(canvas, product, mask)
     visible = mask > 0.5
     if rng.random() < 0.5:
-        hand = _hand(size, visible, rng)
-        canvas = _composite(canvas, _skin(size, rng), hand)
+        canvas, hand = held_in_a_hand(canvas, visible, rng)
         visible &= hand < 0.5
     photo = _photometric(canvas, rng)
     return PhotoView(photo, visible)
+
+
+def held_in_a_hand(
+    image: np.ndarray, product: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (H x W x 3 uint8 RGB) with a hand holding the product that lies where
+    ``product`` (H x W bool) is: a palm beside one of its edges, four fingers reaching
+    over it. Returns the picture and the hand's soft mask (H x W, 0..1)."""
+    h, w = product.shape
+    hand = _hand((w, h), product, rng)
+    return _composite(image, _skin((w, h), rng), hand), hand
 
 
 def _background(
