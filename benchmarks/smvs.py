@@ -134,10 +134,16 @@ def run(
         results["small"] = small_photo_runs(engine, queries, out / "small")
     if shelf_photos and local and distractors:
         results["shelf"] = shelf_photo_runs(engine, queries, out / "shelf")
-    if curved_photos:
-        results["curved"] = curved_photo_runs(engine, queries, out / "curved")
-    if occluded_photos:
-        results["occluded"] = occluded_photo_runs(engine, queries, out / "occluded")
+    if curved_photos:  # the photo's width spanning 90 and 140 degrees of the can
+        cans = {f"{angle} degrees": round_a_can(angle) for angle in (90, 140)}
+        results["curved"] = edited_photo_runs(
+            engine, queries, out / "curved", cans, "curved photos"
+        )
+    if occluded_photos:  # a hand over the product; a quarter of it, each corner in turn
+        hidden: dict[str, PhotoEdit] = {"in a hand": in_a_hand, "a quarter hidden": quarter_hidden}
+        results["occluded"] = edited_photo_runs(
+            engine, queries, out / "occluded", hidden, "occluded photos"
+        )
     engine.close()
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
@@ -322,25 +328,9 @@ def on_a_can(photo: Image.Image, angle: float, distance: float = 3.0) -> Image.I
     return Image.fromarray(wrapped)
 
 
-def curved_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
-    """The closed set with every photo wrapped round a can (:func:`on_a_can`), at 90 and
-    140 degrees."""
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for angle in (90, 140):
-            curved = []
-            for n, q in enumerate(queries):
-                path = Path(tmp) / f"{angle}-{n}.jpg"
-                with Image.open(q.image) as img:
-                    on_a_can(ImageOps.exif_transpose(img), angle).save(path, quality=90)
-                curved.append(dataclasses.replace(q, image=path))
-            report = evaluate_queries(engine, curved, out / f"{angle}deg")
-            label = f"{angle} degrees"
-            results[label] = {
-                key: report[key] for key in ("overall", "per_group", "exact", "latency_ms")
-            }
-            print(f"curved photos, {label}:", json.dumps(results[label]), flush=True)
-    return results
+def round_a_can(angle: float) -> PhotoEdit:
+    """Every photo wrapped round a can at ``angle`` (:func:`on_a_can`)."""
+    return lambda photo, _n: on_a_can(photo, angle)
 
 
 def in_a_hand(photo: Image.Image, seed: int) -> Image.Image:
@@ -370,25 +360,28 @@ def quarter_hidden(photo: Image.Image, seed: int) -> Image.Image:
     return out
 
 
-def occluded_photo_runs(engine: Engine, queries: list[PhotoQuery], out: Path) -> dict[str, Any]:
-    """The closed set with part of every photo's product hidden: by a hand
-    (:func:`in_a_hand`), and a quarter of it by another product (:func:`quarter_hidden`,
-    each corner in turn)."""
+#: How the n-th query photo is changed: (photo, n) -> the changed photo.
+PhotoEdit = Callable[[Image.Image, int], Image.Image]
+
+
+def edited_photo_runs(
+    engine: Engine, queries: list[PhotoQuery], out: Path, edits: dict[str, PhotoEdit], what: str
+) -> dict[str, Any]:
+    """The closed set again for each of ``edits`` (a label: how every photo is changed)."""
     results: dict[str, Any] = {}
-    hide = {"in a hand": in_a_hand, "a quarter hidden": quarter_hidden}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, hidden_by in hide.items():
-            hidden = []
+        for label, edit in edits.items():
+            edited = []
             for n, q in enumerate(queries):
                 path = Path(tmp) / f"{label.replace(' ', '-')}-{n}.jpg"
                 with Image.open(q.image) as img:
-                    hidden_by(ImageOps.exif_transpose(img), n).save(path, quality=90)
-                hidden.append(dataclasses.replace(q, image=path))
-            report = evaluate_queries(engine, hidden, out / label.replace(" ", "-"))
+                    edit(ImageOps.exif_transpose(img), n).save(path, quality=90)
+                edited.append(dataclasses.replace(q, image=path))
+            report = evaluate_queries(engine, edited, out / label.replace(" ", "-"))
             results[label] = {
                 key: report[key] for key in ("overall", "per_group", "exact", "latency_ms")
             }
-            print(f"occluded photos, {label}:", json.dumps(results[label]), flush=True)
+            print(f"{what}, {label}:", json.dumps(results[label]), flush=True)
     return results
 
 
