@@ -26,10 +26,16 @@ OPSET = 17
 def onnx_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
     """Where the exported trunk of ``spec``'s installed weights lives, exported on first
     use (``lite0-trunk-579344248a93-opset17.onnx``)."""
-    path = cache_dir / f"{spec.name}-trunk-{file_digest(spec.weights_path)[:12]}-opset{OPSET}.onnx"
+    path = cache_dir / f"{trunk_stem(spec)}.onnx"
     if not path.exists():
         export_trunk(spec, path)
     return path
+
+
+def trunk_stem(spec: ModelSpec) -> str:
+    """The name every trunk file of ``spec``'s installed weights starts with: spec,
+    weights digest and opset (``lite0-trunk-579344248a93-opset17``)."""
+    return f"{spec.name}-trunk-{file_digest(spec.weights_path)[:12]}-opset{OPSET}"
 
 
 def export_trunk(spec: ModelSpec, path: Path) -> None:

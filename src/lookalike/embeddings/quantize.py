@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lookalike.embeddings.onnx_export import OPSET, onnx_model_path
+from lookalike.embeddings.onnx_export import onnx_model_path, trunk_stem
 from lookalike.images.preprocess import model_input, to_square
-from lookalike.models.specs import QUANTIZATION, ModelSpec, file_digest
+from lookalike.models.specs import QUANTIZATION, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ def int8_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
     """Where the int8 trunk of a quantized ``spec`` lives, made on first use from the
     float trunk (``lite0-int8-trunk-579344248a93-opset17-q1.onnx``)."""
     assert spec.quantizes, f"{spec.name} is a float network"
-    digest = file_digest(spec.weights_path)[:12]
-    path = cache_dir / f"{spec.name}-trunk-{digest}-opset{OPSET}-{QUANTIZATION}.onnx"
+    path = cache_dir / f"{trunk_stem(spec)}-{QUANTIZATION}.onnx"
     if not path.exists():
         quantize_trunk(onnx_model_path(spec.float_spec, cache_dir), path, spec)
     return path
